@@ -1,0 +1,96 @@
+#pragma once
+// What every example server shares: the command line (--listen HOST:PORT, --workers N) and the run loop
+// (bind, announce "listening on HOST:PORT", serve until SIGINT or SIGTERM, exit 0).
+//
+// --workers N runs N threads, each with its own current-thread runtime and its own SO_REUSEPORT listener
+// on the same port, so the kernel spreads connections over them (the nginx/Seastar layout). The
+// multi-threaded work-stealing runtime will take over this flag when it lands.
+
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "spindle/spindle.hpp"
+
+namespace examples {
+
+struct ServerArgs {
+  spindle::SocketAddr listen;
+  unsigned workers = 1;
+};
+
+inline ServerArgs parse_server_args(int argc, char** argv, const std::string& description) {
+  CLI::App app{description};
+  std::string listen = "127.0.0.1:8080";
+  unsigned workers = 1;
+  app.add_option("--listen", listen, "address to listen on, HOST:PORT (port 0 picks a free one)");
+  app.add_option("--workers", workers, "worker threads")->check(CLI::Range(1u, 1024u));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e));
+  }
+  auto address = spindle::SocketAddr::parse(listen);
+  if (!address) {
+    std::fprintf(stderr, "--listen: %s\n", address.error().c_str());
+    std::exit(2);
+  }
+  return ServerArgs{*address, workers};
+}
+
+using ServeFn = std::function<spindle::Task<void>(spindle::TcpListener)>;
+
+/// Serves until a signal arrives (exit status 0) or `serve` returns by itself (exit status 1).
+inline spindle::Task<int> run_worker(spindle::TcpListener listener, spindle::SignalListener& signals, ServeFn serve) {
+  auto serving = spindle::spawn(serve(std::move(listener)));
+  bool signalled = false;
+  auto stopper = spindle::spawn([](spindle::SignalListener& s, spindle::JoinHandle<void>& target, bool& flag)
+                                    -> spindle::Task<void> {
+    co_await s.recv();
+    flag = true;
+    target.abort();
+  }(signals, serving, signalled));
+  (void)co_await std::move(serving);
+  stopper.abort();
+  co_return signalled ? 0 : 1;
+}
+
+inline int run_server(const ServerArgs& args, ServeFn serve) {
+  std::vector<spindle::TcpListener> listeners;
+  spindle::SocketAddr address = args.listen;
+  for (unsigned i = 0; i < args.workers; ++i) {
+    auto listener = spindle::TcpListener::bind(address, {.backlog = 4096, .reuse_address = true, .reuse_port = true});
+    if (!listener) {
+      std::fprintf(stderr, "cannot listen on %s: %s\n", address.to_string().c_str(), listener.error().message().c_str());
+      return 1;
+    }
+    address = *listener->local_addr();  // port 0: the others join the port the first one got
+    listeners.push_back(std::move(*listener));
+  }
+  // Handlers go in before the announcement: a SIGTERM right after it must stop us cleanly.
+  std::vector<spindle::SignalListener> signals;
+  for (unsigned i = 0; i < args.workers; ++i) signals.emplace_back(spindle::SignalListener{SIGINT, SIGTERM});
+  std::printf("listening on %s\n", address.to_string().c_str());
+  std::fflush(stdout);
+
+  std::vector<int> status(args.workers, 0);
+  auto work = [&](unsigned i) {
+    spindle::Runtime runtime;
+    status[i] = runtime.block_on(run_worker(std::move(listeners[i]), signals[i], serve));
+  };
+  std::vector<std::thread> threads;
+  for (unsigned i = 1; i < args.workers; ++i) threads.emplace_back(work, i);
+  work(0);
+  for (auto& thread : threads) thread.join();
+  for (int s : status)
+    if (s != 0) return s;
+  return 0;
+}
+
+}  // namespace examples

@@ -1,0 +1,196 @@
+#pragma once
+// AsyncFd and IoAwaiter: the bridge between a non-blocking fd and the reactor, shared by every socket type.
+//
+// An IoAwaiter runs its syscall in await_ready (most calls on a busy socket finish there, without
+// suspending); only on EAGAIN does it park itself on the fd's registration, and the reactor reruns the
+// syscall when the fd is ready (see runtime/detail/reactor.hpp). Destroying a parked awaiter (its task was
+// cancelled or timed out) unparks it.
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cerrno>
+#include <coroutine>
+#include <memory>
+#include <optional>
+#include <span>
+#include <utility>
+
+#include "spindle/result.hpp"
+#include "spindle/runtime/detail/context.hpp"
+#include "spindle/runtime/detail/reactor.hpp"
+
+namespace spindle::detail {
+
+/// Owns a non-blocking fd and its reactor registration; closes it on destruction.
+class AsyncFd {
+ public:
+  AsyncFd() noexcept = default;
+  explicit AsyncFd(int fd);
+  AsyncFd(AsyncFd&&) noexcept = default;
+  AsyncFd& operator=(AsyncFd&& other) noexcept {
+    if (this != &other) {
+      close();
+      registration_ = std::move(other.registration_);
+    }
+    return *this;
+  }
+  AsyncFd(const AsyncFd&) = delete;
+  AsyncFd& operator=(const AsyncFd&) = delete;
+  ~AsyncFd() { close(); }
+
+  int fd() const noexcept { return registration_ ? registration_->fd : -1; }
+  bool is_open() const noexcept { return registration_ != nullptr; }
+  IoRegistration& registration() const noexcept { return *registration_; }
+  /// Removes the fd from its reactor and closes it.
+  void close() noexcept;
+
+ private:
+  std::unique_ptr<IoRegistration> registration_;
+};
+
+/// An awaitable syscall on a registered fd. Derived provides `std::optional<IoResult<T>> attempt()`:
+/// one try of the syscall, nullopt if it would block.
+template <class Derived, class T, IoDirection Direction>
+class IoAwaiter : private IoOp {
+ public:
+  explicit IoAwaiter(IoRegistration& registration) noexcept : registration_(&registration) {
+    perform = &IoAwaiter::perform_parked;
+  }
+  // Movable until awaited (timeout() moves an operation into its own coroutine); a parked one is not moved.
+  IoAwaiter(IoAwaiter&& other) noexcept : registration_(other.registration_) { perform = &IoAwaiter::perform_parked; }
+  IoAwaiter& operator=(IoAwaiter&&) = delete;
+  ~IoAwaiter() {
+    if (parked_) Reactor::unpark(*registration_, Direction, *this);
+  }
+
+  bool await_ready() {
+    result_ = static_cast<Derived*>(this)->attempt();
+    return result_.has_value();
+  }
+  bool await_suspend(std::coroutine_handle<> h) {
+    waker = make_waker(h);
+    Reactor& reactor = *require_context("spindle socket operation").reactor;
+    if (std::error_code error = reactor.park(*registration_, Direction, *this)) {
+      result_.emplace(Err{error});
+      return false;
+    }
+    parked_ = true;
+    return true;
+  }
+  IoResult<T> await_resume() {
+    parked_ = false;
+    return std::move(*result_);
+  }
+
+ protected:
+  int fd() const noexcept { return registration_->fd; }
+
+ private:
+  static bool perform_parked(IoOp& op) noexcept {
+    auto& self = static_cast<IoAwaiter&>(op);
+    self.result_ = static_cast<Derived&>(self).attempt();
+    return self.result_.has_value();
+  }
+
+  std::optional<IoResult<T>> result_;
+  IoRegistration* registration_;
+  bool parked_ = false;
+};
+
+/// Maps a syscall's return value to an attempt() outcome: a value, an error, or "would block".
+template <class T>
+std::optional<IoResult<T>> syscall_outcome(long returned) {
+  if (returned >= 0) return IoResult<T>{static_cast<T>(returned)};
+  if (errno == EAGAIN || errno == EWOULDBLOCK) return std::nullopt;
+  return IoResult<T>{last_os_error()};
+}
+
+class RecvAwaiter : public IoAwaiter<RecvAwaiter, std::size_t, IoDirection::read> {
+ public:
+  RecvAwaiter(IoRegistration& registration, std::span<std::byte> buffer) noexcept
+      : IoAwaiter(registration), buffer_(buffer) {}
+  std::optional<IoResult<std::size_t>> attempt() noexcept {
+    ssize_t n;
+    do n = ::recv(fd(), buffer_.data(), buffer_.size(), 0);
+    while (n < 0 && errno == EINTR);
+    return syscall_outcome<std::size_t>(n);
+  }
+
+ private:
+  std::span<std::byte> buffer_;
+};
+
+class SendAwaiter : public IoAwaiter<SendAwaiter, std::size_t, IoDirection::write> {
+ public:
+  SendAwaiter(IoRegistration& registration, std::span<const std::byte> data) noexcept
+      : IoAwaiter(registration), data_(data) {}
+  std::optional<IoResult<std::size_t>> attempt() noexcept {
+    ssize_t n;
+    // MSG_NOSIGNAL: a peer that went away is an EPIPE for this call, never a SIGPIPE for the process.
+    do n = ::send(fd(), data_.data(), data_.size(), MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return syscall_outcome<std::size_t>(n);
+  }
+
+ private:
+  std::span<const std::byte> data_;
+};
+
+class ReadvAwaiter : public IoAwaiter<ReadvAwaiter, std::size_t, IoDirection::read> {
+ public:
+  ReadvAwaiter(IoRegistration& registration, std::span<const iovec> buffers) noexcept
+      : IoAwaiter(registration), buffers_(buffers) {}
+  std::optional<IoResult<std::size_t>> attempt() noexcept {
+    ssize_t n;
+    do n = ::readv(fd(), buffers_.data(), static_cast<int>(buffers_.size()));
+    while (n < 0 && errno == EINTR);
+    return syscall_outcome<std::size_t>(n);
+  }
+
+ private:
+  std::span<const iovec> buffers_;
+};
+
+class WritevAwaiter : public IoAwaiter<WritevAwaiter, std::size_t, IoDirection::write> {
+ public:
+  WritevAwaiter(IoRegistration& registration, std::span<const iovec> buffers) noexcept
+      : IoAwaiter(registration), buffers_(buffers) {}
+  std::optional<IoResult<std::size_t>> attempt() noexcept {
+    msghdr message{};
+    message.msg_iov = const_cast<iovec*>(buffers_.data());
+    message.msg_iovlen = buffers_.size();
+    ssize_t n;
+    do n = ::sendmsg(fd(), &message, MSG_NOSIGNAL);  // writev() has no MSG_NOSIGNAL
+    while (n < 0 && errno == EINTR);
+    return syscall_outcome<std::size_t>(n);
+  }
+
+ private:
+  std::span<const iovec> buffers_;
+};
+
+/// A connection taken from a listening socket: the new fd and the peer's address.
+struct AcceptedFd {
+  int fd;
+  sockaddr_storage peer;
+  socklen_t peer_length;
+};
+
+class AcceptAwaiter : public IoAwaiter<AcceptAwaiter, AcceptedFd, IoDirection::read> {
+ public:
+  using IoAwaiter::IoAwaiter;
+  std::optional<IoResult<AcceptedFd>> attempt() noexcept;
+};
+
+/// Waits for a non-blocking connect() to finish; the result is the connection's SO_ERROR.
+class ConnectAwaiter : public IoAwaiter<ConnectAwaiter, int, IoDirection::write> {
+ public:
+  using IoAwaiter::IoAwaiter;
+  std::optional<IoResult<int>> attempt() noexcept;
+
+ private:
+  bool started_ = false;  // the first attempt (await_ready) only parks: the fd is not writable yet
+};
+
+}  // namespace spindle::detail

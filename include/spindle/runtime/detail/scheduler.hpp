@@ -1,0 +1,39 @@
+#pragma once
+// Scheduler: what a runtime flavor must provide to run tasks. The current-thread flavor implements it
+// with one FIFO run queue; the multi-threaded flavor (work stealing) implements the same interface.
+// The base class keeps the list of live tasks, so that shutdown can destroy every task still suspended.
+
+#include <cstddef>
+#include <mutex>
+
+#include "spindle/runtime/detail/task_header.hpp"
+
+namespace spindle::detail {
+
+class Scheduler {
+ public:
+  Scheduler() = default;
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+  virtual ~Scheduler() = default;
+
+  /// Takes ownership of a new task (it stays listed until it completes) and queues its first run.
+  void spawn(TaskHeader& task);
+  /// Queues a task to run. Callable from any thread.
+  virtual void schedule(TaskHeader& task) noexcept = 0;
+  /// Called by a task as it completes: unlists it and drops the scheduler's reference.
+  void on_task_complete(TaskHeader& task) noexcept;
+  /// Tasks spawned and not yet complete.
+  std::size_t live_tasks() const noexcept;
+
+ protected:
+  /// Destroys every task still listed (runtime shutdown). Their awaiters deregister as frames unwind.
+  void cancel_all_tasks() noexcept;
+
+ private:
+  mutable std::mutex owned_mutex_;
+  TaskHeader* owned_head_ = nullptr;
+  std::size_t live_tasks_ = 0;
+};
+
+}  // namespace spindle::detail

@@ -1,0 +1,124 @@
+#pragma once
+// TaskHeader: the unit the scheduler moves around. Every spawned task (and the root of block_on) has one;
+// the coroutines a task awaits inside it (Task<T> chains) do not, they run on their root's header.
+//
+// Waking. An event (a readable socket, an expired timer, a finished task) wakes a task through a Waker:
+// the header plus the coroutine to resume, which is the innermost coroutine of the chain, the one that
+// suspended. wake() stores that resume point and puts the header on a run queue unless it is already
+// queued or running. A task waits for one thing at a time, so one resume point suffices; timeout() is the
+// one place that waits on two (the operation and its timer) and settles the race itself.
+//
+// State. The bits follow Tokio's task state: SCHEDULED (in a run queue), RUNNING (a worker is resuming
+// it), NOTIFIED (woken while running: the worker queues it again when the resume returns), CANCELLED
+// (abort requested: the next run destroys the coroutine chain instead of resuming it), COMPLETE. They are
+// atomic so the same protocol holds once tasks are woken from other threads.
+//
+// Cancellation is destruction. Aborting a task destroys its suspended coroutine frames; every awaiter
+// that registered a waker (socket, timer, join) removes it in its destructor, so nothing can wake a task
+// that no longer exists. That rule is what makes abort() and timeout() safe; new awaiters must keep it.
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+
+namespace spindle::detail {
+
+class Scheduler;
+class TaskHeader;
+
+/// What an awaiter keeps in order to resume its task later: call wake() once, from the task's own thread
+/// or any other.
+struct Waker {
+  TaskHeader* task = nullptr;
+  std::coroutine_handle<> resume_at;
+
+  explicit operator bool() const noexcept { return task != nullptr; }
+  inline void wake() const noexcept;
+};
+
+/// The task whose coroutine this thread is running now (null outside any task).
+TaskHeader* current_task() noexcept;
+
+/// A waker for the coroutine `h`, which is suspending inside the current task. Awaiters call this from
+/// await_suspend. Awaiting outside a task is a bug: Spindle's awaitables need a runtime.
+Waker make_waker(std::coroutine_handle<> h);
+
+class TaskHeader {
+ public:
+  enum StateBit : std::uint32_t {
+    kScheduled = 1u << 0,
+    kRunning = 1u << 1,
+    kNotified = 1u << 2,
+    kCancelled = 1u << 3,
+    kComplete = 1u << 4,
+  };
+
+  TaskHeader(const TaskHeader&) = delete;
+  TaskHeader& operator=(const TaskHeader&) = delete;
+
+  /// Resumes `resume_at` on this task's scheduler soon. Idempotent while queued or running.
+  void wake(std::coroutine_handle<> resume_at) noexcept;
+  /// Queues the first run of a new task (its resume point is the root coroutine, set at construction).
+  void schedule_first_run() noexcept;
+  /// Asks for cancellation: the task's frames are destroyed at its next turn on the scheduler.
+  void request_abort() noexcept;
+  /// Called by the scheduler that dequeued this task: resumes it, or destroys it if cancelled.
+  void run() noexcept;
+  /// Destroys the task's coroutines now, without running them: runtime shutdown only.
+  void cancel_now() noexcept;
+
+  /// Neither queued nor running nor finished: its coroutines are suspended waiting for an event.
+  bool is_waiting() const noexcept {
+    return (state_.load(std::memory_order_acquire) & (kScheduled | kRunning | kComplete)) == 0;
+  }
+  bool is_complete() const noexcept { return (state_.load(std::memory_order_acquire) & kComplete) != 0; }
+  bool was_cancelled() const noexcept { return cancelled_outcome_; }
+
+  /// Registers who to wake on completion; false if the task is complete already.
+  bool set_join_waker(Waker waker) noexcept;
+  void clear_join_waker() noexcept;
+  /// Marks the task as detached: nobody will read its outcome, so an exception it throws is logged.
+  void detach() noexcept;
+
+  void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  Scheduler& scheduler() const noexcept { return *scheduler_; }
+
+  /// Set by the root coroutine's final awaiter: the task has returned.
+  void mark_root_finished() noexcept { root_finished_ = true; }
+
+  // Intrusive links, owned by the scheduler: run queue, and the list of the runtime's live tasks.
+  TaskHeader* queue_next = nullptr;
+  TaskHeader* owned_prev = nullptr;
+  TaskHeader* owned_next = nullptr;
+
+ protected:
+  explicit TaskHeader(Scheduler& scheduler, std::coroutine_handle<> root) noexcept
+      : scheduler_(&scheduler), resume_at_(root) {}
+  virtual ~TaskHeader() = default;
+
+  /// Destroys the coroutine chain (its awaiters deregister their wakers as they go).
+  virtual void destroy_coroutines() noexcept = 0;
+  /// Reports an exception nobody will observe (detached task); returns false if there is none.
+  virtual void report_unobserved_exception() noexcept = 0;
+
+ private:
+  void complete() noexcept;
+
+  Scheduler* scheduler_;
+  std::coroutine_handle<> resume_at_;
+  std::atomic<std::uint32_t> state_{0};
+  std::atomic<std::uint32_t> refs_{1};  // the scheduler's reference, dropped when the task completes
+  std::atomic_flag join_lock_;
+  Waker join_waker_;
+  bool root_finished_ = false;
+  bool cancelled_outcome_ = false;
+  std::atomic<bool> detached_{false};
+};
+
+inline void Waker::wake() const noexcept { task->wake(resume_at); }
+
+}  // namespace spindle::detail

@@ -1,0 +1,115 @@
+#pragma once
+// Runtime: owns a scheduler, a reactor, a timer wheel and a clock, and drives them. This flavor
+// is current_thread: every task runs on the thread that calls block_on(), as Tokio's current_thread
+// runtime. The multi-threaded, work-stealing flavor implements the same detail::Scheduler interface.
+//
+// The loop (detail::RuntimeCore::run_until_complete):
+//   1. run up to event_interval queued tasks, in FIFO order;
+//   2. take in tasks woken from other threads;
+//   3. poll the reactor: without waiting if tasks are queued, else until the next timer is due;
+//   4. fire expired timers;
+// until the task given to block_on() completes. Polling I/O every event_interval tasks even when there is
+// always work keeps a flood of ready tasks from starving sockets (Tokio uses 61, "copied from Go").
+
+#include <memory>
+#include <stdexcept>
+#include <utility>
+
+#include "spindle/runtime/spawn.hpp"
+#include "spindle/runtime/task.hpp"
+
+namespace spindle {
+
+namespace detail {
+class RuntimeCore;
+struct RuntimeOptions {
+  bool start_paused = false;
+  unsigned event_interval = 61;
+};
+Scheduler& scheduler_of(RuntimeCore& core) noexcept;
+void run_until_complete(RuntimeCore& core, TaskHeader& root);
+}  // namespace detail
+
+/// A handle to a runtime, to spawn onto it from another thread. Valid while the runtime lives.
+class Handle {
+ public:
+  explicit Handle(detail::RuntimeCore* core) noexcept : core_(core) {}
+
+  /// Starts `task` on the runtime; thread-safe. It runs when the runtime's loop next runs.
+  template <class T>
+  JoinHandle<T> spawn(Task<T> task) {
+    detail::Scheduler& scheduler = detail::scheduler_of(*core_);
+    auto* spawned = new detail::SpawnedTask<T>(scheduler, std::move(task));
+    spawned->add_ref();
+    scheduler.spawn(*spawned);
+    return JoinHandle<T>{spawned};
+  }
+
+ private:
+  detail::RuntimeCore* core_;
+};
+
+/// The runtime.
+///
+///   int main() {
+///     spindle::Runtime runtime;                 // or Runtime::current_thread().start_paused().build()
+///     return runtime.block_on(serve());         // runs serve() and everything it spawns
+///   }
+class Runtime {
+ public:
+  class Builder {
+   public:
+    /// Starts with the clock paused (deterministic timer tests): time moves only by time::advance(), or
+    /// jumps to the next timer when every task is waiting.
+    Builder& start_paused(bool paused = true) noexcept {
+      options_.start_paused = paused;
+      return *this;
+    }
+    /// How many tasks run between two polls of the reactor when tasks are always ready.
+    Builder& event_interval(unsigned tasks) noexcept {
+      options_.event_interval = tasks == 0 ? 1 : tasks;
+      return *this;
+    }
+    Runtime build() const { return Runtime{options_}; }
+
+   private:
+    detail::RuntimeOptions options_;
+  };
+
+  /// The builder of a runtime whose tasks all run on the thread calling block_on().
+  static Builder current_thread() noexcept { return Builder{}; }
+
+  Runtime() : Runtime(detail::RuntimeOptions{}) {}
+  explicit Runtime(const detail::RuntimeOptions& options);
+  Runtime(Runtime&&) noexcept;
+  Runtime& operator=(Runtime&&) noexcept;
+  /// Destroys every task still alive (their coroutines unwind; nothing more of theirs runs).
+  ~Runtime();
+
+  /// Runs `task` to completion on this thread, together with every task spawned meanwhile; returns its
+  /// value or rethrows its exception.
+  template <class T>
+  T block_on(Task<T> task) {
+    detail::Scheduler& scheduler = detail::scheduler_of(*core_);
+    auto* root = new detail::SpawnedTask<T>(scheduler, std::move(task));
+    root->add_ref();
+    JoinHandle<T> handle{root};
+    scheduler.spawn(*root);
+    detail::run_until_complete(*core_, *root);
+    Result<T, JoinError> outcome = root->take_outcome();
+    if (!outcome) {
+      if (outcome.error().exception) std::rethrow_exception(outcome.error().exception);
+      throw std::logic_error("spindle::Runtime::block_on: the root task was cancelled");
+    }
+    if constexpr (!std::is_void_v<T>) return std::move(outcome).value();
+  }
+
+  Handle handle() const noexcept { return Handle{core_.get()}; }
+  /// Tasks spawned on this runtime and not yet finished.
+  std::size_t live_tasks() const noexcept;
+
+ private:
+  std::unique_ptr<detail::RuntimeCore> core_;
+};
+
+}  // namespace spindle

@@ -1,0 +1,38 @@
+#include "spindle/net/detail/stream_socket.hpp"
+
+#include <sys/socket.h>
+
+namespace spindle::detail {
+
+Task<IoResult<void>> StreamSocket::write_all(std::span<const std::byte> data) {
+  while (!data.empty()) {
+    IoResult<std::size_t> written = co_await write(data);
+    if (!written) co_return Err{written.error()};
+    data = data.subspan(*written);
+  }
+  co_return IoResult<void>{};
+}
+
+IoResult<void> StreamSocket::shutdown(Shutdown how) noexcept {
+  const int native = how == Shutdown::read ? SHUT_RD : how == Shutdown::write ? SHUT_WR : SHUT_RDWR;
+  if (::shutdown(fd_.fd(), native) != 0) return last_os_error();
+  return {};
+}
+
+Task<IoResult<AsyncFd>> connect_socket(int family, const sockaddr* address, socklen_t length) {
+  const int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) co_return last_os_error();
+  AsyncFd owner(fd);  // closes the socket if connecting fails or the task is cancelled
+  int started;
+  do started = ::connect(fd, address, length);
+  while (started != 0 && errno == EINTR);
+  if (started != 0) {
+    if (errno != EINPROGRESS) co_return last_os_error();
+    IoResult<int> outcome = co_await ConnectAwaiter{owner.registration()};
+    if (!outcome) co_return Err{outcome.error()};
+    if (*outcome != 0) co_return Err{std::error_code(*outcome, std::system_category())};
+  }
+  co_return std::move(owner);
+}
+
+}  // namespace spindle::detail

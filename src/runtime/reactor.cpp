@@ -1,0 +1,73 @@
+#include "spindle/runtime/detail/reactor.hpp"
+
+#include <array>
+#include <utility>
+
+namespace spindle::detail {
+
+Reactor::Reactor(std::unique_ptr<IoBackend> backend) : backend_(std::move(backend)) {}
+
+Reactor::~Reactor() {
+  for (IoRegistration* registration = registered_; registration != nullptr; registration = registration->next)
+    registration->reactor = nullptr;
+}
+
+void Reactor::unlink(IoRegistration& registration) noexcept {
+  if (registration.prev != nullptr) registration.prev->next = registration.next;
+  else registered_ = registration.next;
+  if (registration.next != nullptr) registration.next->prev = registration.prev;
+  registration.prev = registration.next = nullptr;
+  registration.reactor = nullptr;
+}
+
+std::error_code Reactor::park(IoRegistration& registration, IoDirection direction, IoOp& op) noexcept {
+  if (registration.reactor != this) {
+    // First block of this fd, or the socket moved to a task on another runtime: (re)add it here.
+    remove(registration);
+    if (std::error_code error = backend_->add(registration.fd, &registration)) return error;
+    registration.reactor = this;
+    registration.next = registered_;
+    if (registered_ != nullptr) registered_->prev = &registration;
+    registered_ = &registration;
+  }
+  IoOp*& slot = direction == IoDirection::read ? registration.reader : registration.writer;
+  if (slot != nullptr) return std::make_error_code(std::errc::device_or_resource_busy);  // two readers: a bug
+  slot = &op;
+  return {};
+}
+
+void Reactor::unpark(IoRegistration& registration, IoDirection direction, const IoOp& op) noexcept {
+  IoOp*& slot = direction == IoDirection::read ? registration.reader : registration.writer;
+  if (slot == &op) slot = nullptr;
+}
+
+void Reactor::remove(IoRegistration& registration) noexcept {
+  if (registration.reactor == nullptr) return;
+  registration.reactor->backend_->remove(registration.fd);
+  registration.reactor->unlink(registration);
+}
+
+namespace {
+// Retries a parked operation; if it finished, unparks it and wakes its task.
+std::size_t try_complete(IoOp*& slot) noexcept {
+  IoOp* op = slot;
+  if (op == nullptr || !op->perform(*op)) return 0;
+  slot = nullptr;
+  op->waker.wake();
+  return 1;
+}
+}  // namespace
+
+std::size_t Reactor::turn(int timeout_ms) noexcept {
+  std::array<IoBackend::Event, kEventsPerTurn> events;
+  const std::size_t count = backend_->wait(events, timeout_ms);
+  std::size_t completed = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    auto& registration = *static_cast<IoRegistration*>(events[i].token);
+    if (events[i].readable) completed += try_complete(registration.reader);
+    if (events[i].writable) completed += try_complete(registration.writer);
+  }
+  return completed;
+}
+
+}  // namespace spindle::detail

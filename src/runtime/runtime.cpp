@@ -1,0 +1,160 @@
+#include "spindle/runtime/runtime.hpp"
+
+#include <atomic>
+#include <climits>
+#include <mutex>
+
+#include "spindle/runtime/detail/context.hpp"
+#include "spindle/runtime/detail/reactor.hpp"
+#include "spindle/runtime/detail/signal_driver.hpp"
+#include "spindle/runtime/detail/timer_wheel.hpp"
+
+namespace spindle::detail {
+
+namespace {
+
+/// An intrusive FIFO of tasks, linked through TaskHeader::queue_next. Clearing it touches no task.
+class RunQueue {
+ public:
+  bool empty() const noexcept { return head_ == nullptr; }
+  void push(TaskHeader& task) noexcept {
+    task.queue_next = nullptr;
+    if (tail_ != nullptr) tail_->queue_next = &task;
+    else head_ = &task;
+    tail_ = &task;
+  }
+  TaskHeader* pop() noexcept {
+    TaskHeader* task = head_;
+    if (task != nullptr) {
+      head_ = task->queue_next;
+      if (head_ == nullptr) tail_ = nullptr;
+    }
+    return task;
+  }
+  void append(RunQueue& other) noexcept {
+    if (other.head_ == nullptr) return;
+    if (tail_ != nullptr) tail_->queue_next = other.head_;
+    else head_ = other.head_;
+    tail_ = other.tail_;
+    other.head_ = other.tail_ = nullptr;
+  }
+  void clear() noexcept { head_ = tail_ = nullptr; }
+
+ private:
+  TaskHeader* head_ = nullptr;
+  TaskHeader* tail_ = nullptr;
+};
+
+}  // namespace
+
+class RuntimeCore final : public Scheduler {
+ public:
+  explicit RuntimeCore(const RuntimeOptions& options)
+      : clock_(options.start_paused), reactor_(make_epoll_backend()), signals_(reactor_),
+        event_interval_(options.event_interval) {
+    context_.scheduler = this;
+    context_.reactor = &reactor_;
+    context_.timers = &timers_;
+    context_.clock = &clock_;
+    context_.signals = &signals_;
+  }
+
+  RuntimeCore(const RuntimeCore&) = delete;
+  RuntimeCore& operator=(const RuntimeCore&) = delete;
+
+  ~RuntimeCore() override {
+    ContextGuard guard(&context_);
+    local_.clear();
+    {
+      std::lock_guard lock(remote_mutex_);
+      remote_.clear();
+    }
+    cancel_all_tasks();
+    local_.clear();
+  }
+
+  void schedule(TaskHeader& task) noexcept override {
+    if (current_context() == &context_) {
+      local_.push(task);
+      return;
+    }
+    {
+      std::lock_guard lock(remote_mutex_);
+      remote_.push(task);
+      remote_pending_.store(true, std::memory_order_release);
+    }
+    reactor_.interrupt();
+  }
+
+  void run_until_complete(TaskHeader& root) {
+    ContextGuard guard(&context_);
+    for (;;) {
+      take_remote();
+      for (unsigned ran = 0; ran < event_interval_ && !local_.empty(); ++ran) local_.pop()->run();
+      take_remote();
+      if (root.is_complete()) return;
+      drive(!local_.empty());
+    }
+  }
+
+ private:
+  void take_remote() {
+    if (!remote_pending_.load(std::memory_order_acquire)) return;
+    std::lock_guard lock(remote_mutex_);
+    local_.append(remote_);
+    remote_pending_.store(false, std::memory_order_relaxed);
+  }
+
+  // Polls I/O and fires timers. With tasks queued it only looks; otherwise it sleeps in the reactor until
+  // the next timer is due. A paused clock instead jumps to that timer once nothing else is ready.
+  void drive(bool tasks_queued) {
+    const std::optional<std::uint64_t> next_timer = timers_.next_deadline();
+    if (tasks_queued) {
+      reactor_.turn(0);
+    } else if (clock_.paused()) {
+      const bool woken = reactor_.turn(0) > 0 || remote_pending_.load(std::memory_order_acquire);
+      if (!woken) {
+        if (next_timer) clock_.advance_to_tick(*next_timer);
+        else reactor_.turn(-1);
+      }
+    } else {
+      reactor_.turn(timeout_until(next_timer));
+    }
+    timers_.advance_to(clock_.now_ticks());
+  }
+
+  int timeout_until(std::optional<std::uint64_t> deadline) const noexcept {
+    if (!deadline) return -1;
+    const std::uint64_t now = clock_.now_ticks();
+    if (*deadline <= now) return 0;
+    return static_cast<int>(std::min<std::uint64_t>(*deadline - now, INT_MAX));
+  }
+
+  RuntimeContext context_;
+  Clock clock_;
+  TimerWheel timers_;
+  Reactor reactor_;
+  SignalDriver signals_;
+  unsigned event_interval_;
+
+  RunQueue local_;  // touched only by the thread running the loop
+  std::mutex remote_mutex_;
+  RunQueue remote_;  // tasks woken or spawned from other threads
+  std::atomic<bool> remote_pending_{false};
+};
+
+Scheduler& scheduler_of(RuntimeCore& core) noexcept { return core; }
+void run_until_complete(RuntimeCore& core, TaskHeader& root) { core.run_until_complete(root); }
+
+}  // namespace spindle::detail
+
+namespace spindle {
+
+Runtime::Runtime(const detail::RuntimeOptions& options) : core_(std::make_unique<detail::RuntimeCore>(options)) {}
+Runtime::Runtime(Runtime&&) noexcept = default;
+Runtime& Runtime::operator=(Runtime&&) noexcept = default;
+Runtime::~Runtime() = default;
+
+std::size_t Runtime::live_tasks() const noexcept { return core_->live_tasks(); }
+
+}  // namespace spindle

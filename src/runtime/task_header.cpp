@@ -1,0 +1,136 @@
+#include "spindle/runtime/detail/task_header.hpp"
+
+#include <stdexcept>
+#include <utility>
+
+#include "spindle/runtime/detail/scheduler.hpp"
+
+namespace spindle::detail {
+namespace {
+
+thread_local TaskHeader* t_current_task = nullptr;
+
+class CurrentTaskGuard {
+ public:
+  explicit CurrentTaskGuard(TaskHeader* task) noexcept : previous_(t_current_task) { t_current_task = task; }
+  ~CurrentTaskGuard() { t_current_task = previous_; }
+  CurrentTaskGuard(const CurrentTaskGuard&) = delete;
+  CurrentTaskGuard& operator=(const CurrentTaskGuard&) = delete;
+
+ private:
+  TaskHeader* previous_;
+};
+
+}  // namespace
+
+TaskHeader* current_task() noexcept { return t_current_task; }
+
+Waker make_waker(std::coroutine_handle<> h) {
+  TaskHeader* task = t_current_task;
+  if (task == nullptr) throw std::logic_error("spindle: a runtime awaitable was awaited outside a spawned task");
+  return Waker{task, h};
+}
+
+void TaskHeader::wake(std::coroutine_handle<> resume_at) noexcept {
+  // The resume point is published by the release in the CAS below and read by run() after its acquire.
+  resume_at_ = resume_at;
+  std::uint32_t state = state_.load(std::memory_order_acquire);
+  for (;;) {
+    if ((state & (kComplete | kScheduled)) != 0) return;
+    const std::uint32_t next = (state & kRunning) != 0 ? (state | kNotified) : (state | kScheduled);
+    if (state_.compare_exchange_weak(state, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      if ((next & kScheduled) != 0) scheduler_->schedule(*this);
+      return;
+    }
+  }
+}
+
+void TaskHeader::schedule_first_run() noexcept {
+  state_.fetch_or(kScheduled, std::memory_order_acq_rel);
+  scheduler_->schedule(*this);
+}
+
+void TaskHeader::request_abort() noexcept {
+  std::uint32_t state = state_.load(std::memory_order_acquire);
+  for (;;) {
+    if ((state & (kComplete | kCancelled)) != 0) return;
+    std::uint32_t next = state | kCancelled;
+    const bool must_queue = (state & (kScheduled | kRunning)) == 0;
+    if (must_queue) next |= kScheduled;
+    if (state_.compare_exchange_weak(state, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      if (must_queue) scheduler_->schedule(*this);
+      return;
+    }
+  }
+}
+
+void TaskHeader::run() noexcept {
+  std::uint32_t state = state_.load(std::memory_order_acquire);
+  while (!state_.compare_exchange_weak(state, (state & ~kScheduled) | kRunning, std::memory_order_acq_rel,
+                                       std::memory_order_acquire)) {
+  }
+  if ((state & kCancelled) != 0) {
+    cancel_now();
+    return;
+  }
+  {
+    CurrentTaskGuard guard(this);
+    resume_at_.resume();
+  }
+  if (root_finished_) {
+    complete();
+    return;
+  }
+  state = state_.load(std::memory_order_acquire);
+  std::uint32_t next = 0;
+  do {
+    next = state & ~(kRunning | kNotified);
+    if ((state & (kNotified | kCancelled)) != 0) next |= kScheduled;
+  } while (!state_.compare_exchange_weak(state, next, std::memory_order_acq_rel, std::memory_order_acquire));
+  if ((next & kScheduled) != 0) scheduler_->schedule(*this);
+}
+
+void TaskHeader::cancel_now() noexcept {
+  {
+    // Destructors of the task's locals run now; they belong to this task (and may, for instance, abort
+    // tasks they own), so they run as it.
+    CurrentTaskGuard guard(this);
+    destroy_coroutines();
+  }
+  cancelled_outcome_ = true;
+  complete();
+}
+
+void TaskHeader::complete() noexcept {
+  add_ref();  // keep this alive until we are done: the scheduler's reference goes below
+  state_.fetch_or(kComplete, std::memory_order_acq_rel);
+  if (detached_.load(std::memory_order_acquire)) report_unobserved_exception();
+  Waker joiner;
+  while (join_lock_.test_and_set(std::memory_order_acquire)) {
+  }
+  joiner = std::exchange(join_waker_, Waker{});
+  join_lock_.clear(std::memory_order_release);
+  if (joiner) joiner.wake();
+  scheduler_->on_task_complete(*this);
+  release();
+}
+
+bool TaskHeader::set_join_waker(Waker waker) noexcept {
+  while (join_lock_.test_and_set(std::memory_order_acquire)) {
+  }
+  const bool complete = is_complete();
+  if (!complete) join_waker_ = waker;
+  join_lock_.clear(std::memory_order_release);
+  return !complete;
+}
+
+void TaskHeader::clear_join_waker() noexcept {
+  while (join_lock_.test_and_set(std::memory_order_acquire)) {
+  }
+  join_waker_ = Waker{};
+  join_lock_.clear(std::memory_order_release);
+}
+
+void TaskHeader::detach() noexcept { detached_.store(true, std::memory_order_release); }
+
+}  // namespace spindle::detail

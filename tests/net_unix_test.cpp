@@ -1,0 +1,77 @@
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <array>
+#include <string>
+
+#include "spindle/net/unix_stream.hpp"
+#include "spindle/runtime/runtime.hpp"
+#include "spindle/runtime/spawn.hpp"
+
+using spindle::Runtime;
+using spindle::Task;
+using spindle::UnixListener;
+using spindle::UnixStream;
+
+namespace {
+
+std::string temp_socket_path() {
+  return "/tmp/spindle-unix-test-" + std::to_string(::getpid()) + ".sock";
+}
+
+TEST(Unix, ListenerAcceptsAndStreamsTalk) {
+  const std::string path = temp_socket_path();
+  ::unlink(path.c_str());
+  Runtime runtime;
+  runtime.block_on([](std::string socket_path) -> Task<void> {
+    auto listener = UnixListener::bind(socket_path);
+    EXPECT_TRUE(listener);
+    auto server = spindle::spawn([](UnixListener& l) -> Task<std::string> {
+      auto accepted = co_await l.accept();
+      if (!accepted) co_return "accept failed";
+      std::array<char, 64> buffer;
+      auto n = co_await accepted->read(buffer);
+      if (!n) co_return "read failed";
+      (void)co_await accepted->write_all("pong");
+      co_return std::string(buffer.data(), *n);
+    }(*listener));
+    auto client = co_await UnixStream::connect(socket_path);
+    EXPECT_TRUE(client);
+    EXPECT_TRUE(co_await client->write_all("ping"));
+    std::array<char, 8> reply{};
+    auto n = co_await client->read(reply);
+    EXPECT_EQ(std::string(reply.data(), n.value()), "pong");
+    EXPECT_EQ((co_await std::move(server)).value(), "ping");
+  }(path));
+  ::unlink(path.c_str());
+}
+
+TEST(Unix, PairIsConnectedBothWays) {
+  Runtime runtime;
+  runtime.block_on([]() -> Task<void> {
+    auto pair = UnixStream::pair();
+    EXPECT_TRUE(pair);
+    auto& [a, b] = *pair;
+    EXPECT_TRUE(co_await a.write_all("to b"));
+    EXPECT_TRUE(co_await b.write_all("to a"));
+    std::array<char, 4> buffer{};
+    EXPECT_EQ((co_await b.read(buffer)).value(), 4u);
+    EXPECT_EQ(std::string(buffer.data(), 4), "to b");
+    EXPECT_EQ((co_await a.read(buffer)).value(), 4u);
+    EXPECT_EQ(std::string(buffer.data(), 4), "to a");
+    a.close();
+    EXPECT_EQ((co_await b.read(buffer)).value(), 0u);  // end of stream
+  }());
+}
+
+TEST(Unix, ConnectToAMissingPathFails) {
+  Runtime runtime;
+  runtime.block_on([]() -> Task<void> {
+    auto client = co_await UnixStream::connect("/tmp/spindle-no-such-socket");
+    EXPECT_FALSE(client);
+    auto too_long = co_await UnixStream::connect(std::string(200, 'x'));
+    EXPECT_FALSE(too_long);
+  }());
+}
+
+}  // namespace
