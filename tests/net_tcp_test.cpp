@@ -92,6 +92,30 @@ TEST(Tcp, LargeTransfersParkAndResumeBothDirections) {
   }());
 }
 
+// The last bytes and the FIN arrive together and their one edge is spent before the read: the short read
+// that takes the bytes must not leave the socket "not ready", or the next read parks forever.
+TEST(Tcp, ShortReadBeforeAPendingFinStillSeesEndOfStream) {
+  Runtime runtime;
+  runtime.block_on([]() -> Task<void> {
+    auto listener = TcpListener::bind(any_loopback_port());
+    auto client = co_await TcpStream::connect(*listener->local_addr());
+    auto accepted = co_await listener->accept();
+    CO_ASSERT(client && accepted);
+    std::array<char, 64> buffer;
+    // Park a read first, so the client's fd is in epoll when the data and the FIN come.
+    auto first_wait = co_await spindle::timeout(5ms, client->read(buffer));
+    EXPECT_FALSE(first_wait);
+    EXPECT_TRUE(co_await accepted->stream.write_all("last words"));
+    accepted->stream.close();
+    co_await spindle::sleep(20ms);  // both arrived; the reactor has seen (and spent) their edge
+    auto bytes = co_await client->read(buffer);
+    EXPECT_EQ(bytes.value(), 10u);
+    auto end = co_await spindle::timeout(2s, client->read(buffer));
+    CO_ASSERT(end);
+    EXPECT_EQ(end->value(), 0u);
+  }());
+}
+
 TEST(Tcp, VectoredReadAndWrite) {
   Runtime runtime;
   runtime.block_on([]() -> Task<void> {

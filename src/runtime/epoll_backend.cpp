@@ -56,8 +56,9 @@ class EpollBackend final : public IoBackend {
         continue;
       }
       const bool failed = (event.events & (EPOLLERR | EPOLLHUP)) != 0;
-      out[written++] = Event{event.data.ptr, failed || (event.events & (EPOLLIN | EPOLLRDHUP)) != 0,
-                             failed || (event.events & EPOLLOUT) != 0};
+      const bool peer_closed = (event.events & EPOLLRDHUP) != 0;
+      out[written++] = Event{event.data.ptr, failed || peer_closed || (event.events & EPOLLIN) != 0,
+                             failed || (event.events & EPOLLOUT) != 0, failed || peer_closed, failed};
     }
     return written;
   }

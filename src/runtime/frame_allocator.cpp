@@ -32,8 +32,8 @@ struct ThreadFrameCache {
 
 thread_local ThreadFrameCache t_cache;
 
-constexpr std::size_t class_index(std::size_t size) { return (size - 1) / kFrameSizeClass; }
-constexpr std::size_t class_bytes(std::size_t index) { return (index + 1) * kFrameSizeClass; }
+[[maybe_unused]] constexpr std::size_t class_index(std::size_t size) { return (size - 1) / kFrameSizeClass; }
+[[maybe_unused]] constexpr std::size_t class_bytes(std::size_t index) { return (index + 1) * kFrameSizeClass; }
 
 }  // namespace
 

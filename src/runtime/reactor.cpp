@@ -64,8 +64,16 @@ std::size_t Reactor::turn(int timeout_ms) noexcept {
   std::size_t completed = 0;
   for (std::size_t i = 0; i < count; ++i) {
     auto& registration = *static_cast<IoRegistration*>(events[i].token);
-    if (events[i].readable) completed += try_complete(registration.reader);
-    if (events[i].writable) completed += try_complete(registration.writer);
+    registration.read_closed |= events[i].read_closed;
+    registration.write_closed |= events[i].write_closed;
+    if (events[i].readable) {
+      registration.read_ready = true;
+      completed += try_complete(registration.reader);
+    }
+    if (events[i].writable) {
+      registration.write_ready = true;
+      completed += try_complete(registration.writer);
+    }
   }
   return completed;
 }

@@ -65,8 +65,9 @@ class IoAwaiter : private IoOp {
   }
 
   bool await_ready() {
-    result_ = static_cast<Derived*>(this)->attempt();
-    return result_.has_value();
+    // Known to be drained (or full) and still open: park without a doomed syscall.
+    if (!ready_flag() && !closed_flag()) return false;
+    return try_now();
   }
   bool await_suspend(std::coroutine_handle<> h) {
     waker = make_waker(h);
@@ -85,13 +86,28 @@ class IoAwaiter : private IoOp {
 
  protected:
   int fd() const noexcept { return registration_->fd; }
+  /// Whether a finished call shows the fd drained or full (overridden by stream reads and writes).
+  bool exhausted_readiness(const IoResult<T>&) const noexcept { return false; }
+  /// For stream sockets: a short transfer means the kernel buffer was drained (read) or filled (write).
+  static bool is_short(const IoResult<std::size_t>& done, std::size_t wanted) noexcept {
+    return done && *done > 0 && *done < wanted;
+  }
 
  private:
-  static bool perform_parked(IoOp& op) noexcept {
-    auto& self = static_cast<IoAwaiter&>(op);
-    self.result_ = static_cast<Derived&>(self).attempt();
-    return self.result_.has_value();
+  bool& ready_flag() noexcept {
+    return Direction == IoDirection::read ? registration_->read_ready : registration_->write_ready;
   }
+  bool closed_flag() const noexcept {
+    return Direction == IoDirection::read ? registration_->read_closed : registration_->write_closed;
+  }
+  // One try of the syscall; clears the readiness cache when it shows the socket drained or full.
+  bool try_now() noexcept {
+    auto& derived = static_cast<Derived&>(*this);
+    result_ = derived.attempt();
+    if (!result_ || derived.exhausted_readiness(*result_)) ready_flag() = false;
+    return result_.has_value();
+  }
+  static bool perform_parked(IoOp& op) noexcept { return static_cast<IoAwaiter&>(op).try_now(); }
 
   std::optional<IoResult<T>> result_;
   IoRegistration* registration_;
@@ -116,6 +132,7 @@ class RecvAwaiter : public IoAwaiter<RecvAwaiter, std::size_t, IoDirection::read
     while (n < 0 && errno == EINTR);
     return syscall_outcome<std::size_t>(n);
   }
+  bool exhausted_readiness(const IoResult<std::size_t>& done) const noexcept { return is_short(done, buffer_.size()); }
 
  private:
   std::span<std::byte> buffer_;
@@ -132,6 +149,7 @@ class SendAwaiter : public IoAwaiter<SendAwaiter, std::size_t, IoDirection::writ
     while (n < 0 && errno == EINTR);
     return syscall_outcome<std::size_t>(n);
   }
+  bool exhausted_readiness(const IoResult<std::size_t>& done) const noexcept { return is_short(done, data_.size()); }
 
  private:
   std::span<const std::byte> data_;

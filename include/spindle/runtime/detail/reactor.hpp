@@ -34,11 +34,22 @@ enum class IoDirection { read, write };
 
 /// One fd as the reactor knows it. Heap-allocated by its owner (the socket), so the address that epoll
 /// carries as the event token stays valid while the socket object itself is moved around.
+///
+/// read_ready / write_ready cache what the last syscall or event said (Tokio's readiness): cleared when
+/// a syscall returns EAGAIN or a stream read or write comes back short (the socket buffer is drained or
+/// full, so the next try would be an EAGAIN), set again by the next edge from epoll. An operation whose
+/// direction is not ready parks without trying its syscall: a read after a short read costs no EAGAIN.
 struct IoRegistration {
   int fd = -1;
   Reactor* reactor = nullptr;  // the reactor it is added to; null until an operation first blocks
   IoOp* reader = nullptr;
   IoOp* writer = nullptr;
+  bool read_ready = true;   // unknown counts as ready: a new fd is tried before it is registered
+  bool write_ready = true;
+  // Sticky: the peer closed (RDHUP, HUP) or the socket failed. A short read that took the last bytes
+  // before a FIN must not park: the FIN's edge may already be spent, and the next read returns 0 at once.
+  bool read_closed = false;
+  bool write_closed = false;
   // The reactor's list of its fds, so a reactor that goes first can tell the sockets that outlive it.
   IoRegistration* prev = nullptr;
   IoRegistration* next = nullptr;
@@ -51,6 +62,8 @@ class IoBackend {
     void* token;
     bool readable;  // also set for errors and hang-ups: the retried syscall reports them
     bool writable;
+    bool read_closed;   // the peer shut down its side, or the socket failed
+    bool write_closed;  // the connection is gone, or the socket failed
   };
 
   virtual ~IoBackend() = default;

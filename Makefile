@@ -1,0 +1,44 @@
+# The commands a Spindle developer (and CI) runs. Each first runs scripts/bootstrap, which installs what
+# is missing from Debian's packages.
+#   make run    build and start the example server
+#   make test   release build (GCC 12) + every test
+#   make check  ASan+UBSan and TSan builds (clang-19) running the tests, minus those labelled slow
+#   make bench  the benchmarks in bench/
+
+LISTEN ?= 127.0.0.1:8080
+WORKERS ?= 1
+
+.PHONY: all bootstrap build run test check asan tsan bench clean
+
+all: build
+
+bootstrap:
+	@scripts/bootstrap
+
+build: bootstrap
+	cmake --preset release
+	cmake --build --preset release
+
+run: build
+	./build/release/examples/echo --listen $(LISTEN) --workers $(WORKERS)
+
+test: build
+	ctest --preset release
+
+asan: bootstrap
+	cmake --preset asan
+	cmake --build --preset asan
+	ctest --preset asan
+
+tsan: bootstrap
+	cmake --preset tsan
+	cmake --build --preset tsan
+	ctest --preset tsan
+
+check: asan tsan
+
+bench: build
+	scripts/run-benchmarks
+
+clean:
+	rm -rf build

@@ -1,0 +1,152 @@
+// Runtime micro-benchmarks: what a task, a timer and an echo round trip cost.
+// Run through scripts/run-benchmarks (pinned to one core, repeated, medians); figures in docs/benchmarks.md.
+
+#include <benchmark/benchmark.h>
+
+#include <array>
+#include <vector>
+
+#include "spindle/spindle.hpp"
+#include "spindle/runtime/detail/timer_wheel.hpp"
+
+using spindle::Runtime;
+using spindle::Task;
+
+namespace {
+
+Task<int> ready_value(int x) { co_return x + 1; }
+
+// A Task created and awaited, completing without suspending: frame allocation (recycled), two symmetric
+// transfers, the result moved out, the frame freed.
+void BM_TaskCreateAwait(benchmark::State& state) {
+  Runtime runtime;
+  runtime.block_on([](benchmark::State& s) -> Task<void> {
+    int value = 0;
+    for (auto _ : s) {
+      value = co_await ready_value(value);
+      benchmark::DoNotOptimize(value);
+    }
+  }(state));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_TaskCreateAwait);
+
+// spawn() + await of its JoinHandle: header and frame allocation, a trip through the run queue.
+void BM_SpawnJoin(benchmark::State& state) {
+  Runtime runtime;
+  runtime.block_on([](benchmark::State& s) -> Task<void> {
+    int value = 0;
+    for (auto _ : s) {
+      auto outcome = co_await spindle::spawn(ready_value(value));
+      value = *outcome;
+    }
+    benchmark::DoNotOptimize(value);
+  }(state));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_SpawnJoin);
+
+// A task switch: yield_now() queues the task behind the others and resumes it.
+void BM_YieldNow(benchmark::State& state) {
+  Runtime runtime;
+  runtime.block_on([](benchmark::State& s) -> Task<void> {
+    for (auto _ : s) co_await spindle::yield_now();
+  }(state));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_YieldNow);
+
+struct BenchTimer {
+  spindle::detail::TimerEntry entry;
+  int fired = 0;
+};
+
+// Timer insert then cancel, the life of most timeouts (the operation finishes first).
+void BM_TimerInsertCancel(benchmark::State& state) {
+  spindle::detail::TimerWheel wheel;
+  std::vector<BenchTimer> timers(static_cast<std::size_t>(state.range(0)));
+  std::uint64_t spread = 0;
+  for (auto& t : timers) {  // background timers, so the wheel is not empty
+    t.entry.deadline = 1 + (spread++ * 7919) % 3'600'000;
+    t.entry.on_fire = [](spindle::detail::TimerEntry&) noexcept {};
+    wheel.insert(t.entry);
+  }
+  BenchTimer timer;
+  timer.entry.on_fire = [](spindle::detail::TimerEntry&) noexcept {};
+  for (auto _ : state) {
+    timer.entry.deadline = wheel.elapsed() + 30'000;
+    wheel.insert(timer.entry);
+    wheel.remove(timer.entry);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_TimerInsertCancel)->Arg(0)->Arg(10'000);
+
+// Timer insert then fire: 1,000 timers spread over the next 10 s, the wheel advanced until all fired
+// (cascades from the upper levels included). Reported per timer.
+void BM_TimerInsertFire(benchmark::State& state) {
+  constexpr int kTimers = 1000;
+  std::vector<BenchTimer> timers(kTimers);
+  for (auto& t : timers) {
+    t.entry.owner = &t;
+    t.entry.on_fire = [](spindle::detail::TimerEntry& e) noexcept { ++static_cast<BenchTimer*>(e.owner)->fired; };
+  }
+  spindle::detail::TimerWheel wheel;
+  for (auto _ : state) {
+    const std::uint64_t base = wheel.elapsed();
+    for (int i = 0; i < kTimers; ++i) {
+      timers[static_cast<std::size_t>(i)].entry.deadline = base + 1 + static_cast<std::uint64_t>(i) * 10;
+      wheel.insert(timers[static_cast<std::size_t>(i)].entry);
+    }
+    while (auto next = wheel.next_deadline()) wheel.advance_to(*next);
+  }
+  benchmark::DoNotOptimize(timers[0].fired);
+  state.SetItemsProcessed(state.iterations() * kTimers);
+}
+BENCHMARK(BM_TimerInsertFire);
+
+// One 64-byte echo round trip over loopback TCP, client and echo server as two tasks on one thread:
+// two sends, two receives, two task switches through the reactor.
+void BM_EchoRoundTripTcp(benchmark::State& state) {
+  Runtime runtime;
+  runtime.block_on([](benchmark::State& s) -> Task<void> {
+    auto listener = spindle::TcpListener::bind(*spindle::SocketAddr::parse("127.0.0.1:0"));
+    auto server = spindle::spawn([](spindle::TcpListener& l) -> Task<void> {
+      auto accepted = co_await l.accept();
+      if (!accepted) co_return;
+      std::array<std::byte, 4096> buffer;
+      for (;;) {
+        auto n = co_await accepted->stream.read(buffer);
+        if (!n || *n == 0) co_return;
+        if (!co_await accepted->stream.write_all(std::span{buffer}.first(*n))) co_return;
+      }
+    }(*listener));
+    auto client = co_await spindle::TcpStream::connect(*listener->local_addr());
+    if (!client) {
+      s.SkipWithError("connect failed");
+      co_return;
+    }
+    std::array<std::byte, 64> message{};
+    std::array<std::byte, 64> reply{};
+    for (auto _ : s) {
+      (void)co_await client->write_all(message);
+      std::size_t got = 0;
+      while (got < reply.size()) {
+        auto n = co_await client->read(std::span{reply}.subspan(got));
+        if (!n || *n == 0) {
+          s.SkipWithError("echo failed");
+          co_return;
+        }
+        got += *n;
+      }
+    }
+    client->close();
+    (void)co_await std::move(server);
+  }(state));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_EchoRoundTripTcp);
+
+}  // namespace
+
+BENCHMARK_MAIN();
