@@ -143,6 +143,24 @@ TEST(Tcp, VectoredReadAndWrite) {
   }());
 }
 
+TEST(Tcp, Ipv6Loopback) {
+  auto listener = TcpListener::bind(*SocketAddr::parse("[::1]:0"));
+  if (!listener && listener.error() == std::errc::address_not_available) GTEST_SKIP() << "no IPv6 loopback here";
+  ASSERT_TRUE(listener);
+  Runtime runtime;
+  runtime.block_on([](TcpListener& l) -> Task<void> {
+    const SocketAddr address = *l.local_addr();
+    EXPECT_EQ(address.family(), AF_INET6);
+    auto server = spindle::spawn(echo_once(l));
+    auto client = co_await TcpStream::connect(address);
+    CO_ASSERT(client);
+    EXPECT_TRUE(co_await client->write_all("over v6"));
+    EXPECT_TRUE(client->shutdown(spindle::Shutdown::write));
+    EXPECT_EQ(co_await read_to_end(*client), "over v6");
+    EXPECT_TRUE(co_await std::move(server));
+  }(*listener));
+}
+
 TEST(Tcp, ConnectionRefusedIsAnError) {
   Runtime runtime;
   runtime.block_on([]() -> Task<void> {

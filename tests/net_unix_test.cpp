@@ -1,4 +1,6 @@
 #include <gtest/gtest.h>
+
+#include "support/co_assert.hpp"
 #include <unistd.h>
 
 #include <array>
@@ -7,6 +9,7 @@
 #include "spindle/net/unix_stream.hpp"
 #include "spindle/runtime/runtime.hpp"
 #include "spindle/runtime/spawn.hpp"
+#include "spindle/runtime/time.hpp"
 
 using spindle::Runtime;
 using spindle::Task;
@@ -61,6 +64,27 @@ TEST(Unix, PairIsConnectedBothWays) {
     EXPECT_EQ(std::string(buffer.data(), 4), "to a");
     a.close();
     EXPECT_EQ((co_await b.read(buffer)).value(), 0u);  // end of stream
+  }());
+}
+
+// One task waits in read() while another closes the stream: the read ends with ECANCELED (it does not
+// hang, and nothing touches the freed registration: ASan checks that).
+TEST(Unix, ClosingAStreamEndsTheReadParkedOnIt) {
+  Runtime runtime;
+  runtime.block_on([]() -> Task<void> {
+    auto pair = UnixStream::pair();
+    CO_ASSERT(pair);
+    auto& [a, b] = *pair;
+    auto reader = spindle::spawn([](UnixStream& stream) -> Task<spindle::IoResult<std::size_t>> {
+      std::array<char, 16> buffer;
+      co_return co_await stream.read(buffer);
+    }(a));
+    co_await spindle::yield_now();  // the reader parks
+    a.close();
+    auto outcome = co_await std::move(reader);
+    CO_ASSERT(outcome);
+    CO_ASSERT(!*outcome);
+    EXPECT_EQ(outcome->error(), std::errc::operation_canceled);
   }());
 }
 

@@ -159,6 +159,15 @@ TEST(Spawn, AManySpawnedTasksAllComplete) {
   EXPECT_EQ(runtime.live_tasks(), 0u);
 }
 
+TEST(Spawn, BlockOnInsideARuntimeIsABug) {
+  Runtime outer;
+  outer.block_on([]() -> Task<void> {
+    Runtime inner;
+    EXPECT_THROW(inner.block_on(square(2)), std::logic_error);
+    co_return;
+  }());
+}
+
 TEST(Spawn, SpawnOutsideARuntimeIsABug) { EXPECT_THROW((void)spawn(square(1)), std::logic_error); }
 
 }  // namespace

@@ -8,6 +8,7 @@ AsyncFd::AsyncFd(int fd) : registration_(std::make_unique<IoRegistration>()) { r
 
 void AsyncFd::close() noexcept {
   if (!registration_) return;
+  Reactor::abort_parked(*registration_, std::make_error_code(std::errc::operation_canceled));
   Reactor::remove(*registration_);
   ::close(registration_->fd);
   registration_.reset();

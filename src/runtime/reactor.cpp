@@ -1,6 +1,7 @@
 #include "spindle/runtime/detail/reactor.hpp"
 
 #include <array>
+#include <initializer_list>
 #include <utility>
 
 namespace spindle::detail {
@@ -45,6 +46,15 @@ void Reactor::remove(IoRegistration& registration) noexcept {
   if (registration.reactor == nullptr) return;
   registration.reactor->backend_->remove(registration.fd);
   registration.reactor->unlink(registration);
+}
+
+void Reactor::abort_parked(IoRegistration& registration, std::error_code error) noexcept {
+  for (IoOp** slot : {&registration.reader, &registration.writer}) {
+    IoOp* op = std::exchange(*slot, nullptr);
+    if (op == nullptr) continue;
+    op->abort(*op, error);
+    op->waker.wake();
+  }
 }
 
 namespace {

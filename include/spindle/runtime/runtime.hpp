@@ -90,6 +90,9 @@ class Runtime {
   /// value or rethrows its exception.
   template <class T>
   T block_on(Task<T> task) {
+    // Tokio refuses this too: the inner loop would run other tasks inside one that is running.
+    if (detail::current_context() != nullptr)
+      throw std::logic_error("spindle::Runtime::block_on called from inside a runtime; use co_await");
     detail::Scheduler& scheduler = detail::scheduler_of(*core_);
     auto* root = new detail::SpawnedTask<T>(scheduler, std::move(task));
     root->add_ref();

@@ -56,9 +56,13 @@ class IoAwaiter : private IoOp {
  public:
   explicit IoAwaiter(IoRegistration& registration) noexcept : registration_(&registration) {
     perform = &IoAwaiter::perform_parked;
+    abort = &IoAwaiter::abort_parked;
   }
   // Movable until awaited (timeout() moves an operation into its own coroutine); a parked one is not moved.
-  IoAwaiter(IoAwaiter&& other) noexcept : registration_(other.registration_) { perform = &IoAwaiter::perform_parked; }
+  IoAwaiter(IoAwaiter&& other) noexcept : registration_(other.registration_) {
+    perform = &IoAwaiter::perform_parked;
+    abort = &IoAwaiter::abort_parked;
+  }
   IoAwaiter& operator=(IoAwaiter&&) = delete;
   ~IoAwaiter() {
     if (parked_) Reactor::unpark(*registration_, Direction, *this);
@@ -107,7 +111,19 @@ class IoAwaiter : private IoOp {
     if (!result_ || derived.exhausted_readiness(*result_)) ready_flag() = false;
     return result_.has_value();
   }
-  static bool perform_parked(IoOp& op) noexcept { return static_cast<IoAwaiter&>(op).try_now(); }
+  // The reactor unparks a finished operation itself, so from then on the awaiter must not touch the
+  // registration (the socket may even be closed before the task resumes).
+  static bool perform_parked(IoOp& op) noexcept {
+    auto& self = static_cast<IoAwaiter&>(op);
+    const bool finished = self.try_now();
+    if (finished) self.parked_ = false;
+    return finished;
+  }
+  static void abort_parked(IoOp& op, std::error_code error) noexcept {
+    auto& self = static_cast<IoAwaiter&>(op);
+    self.result_.emplace(Err{error});
+    self.parked_ = false;
+  }
 
   std::optional<IoResult<T>> result_;
   IoRegistration* registration_;

@@ -25,8 +25,10 @@ class Reactor;
 
 /// An operation parked until its fd is ready. `perform` retries the syscall: true once it is finished
 /// (with a result or an error, stored in the object that embeds this), false if it would still block.
+/// `abort` finishes it with an error without a syscall: its fd is being closed under it.
 struct IoOp {
   bool (*perform)(IoOp& op) noexcept = nullptr;
+  void (*abort)(IoOp& op, std::error_code error) noexcept = nullptr;
   Waker waker;
 };
 
@@ -90,6 +92,9 @@ class Reactor {
   static void unpark(IoRegistration& registration, IoDirection direction, const IoOp& op) noexcept;
   /// Removes the fd; its owner calls this before close().
   static void remove(IoRegistration& registration) noexcept;
+  /// Finishes the operations still parked on the fd with `error` and wakes their tasks (the fd is
+  /// being closed by another task: the waiting read or write ends with ECANCELED instead of hanging).
+  static void abort_parked(IoRegistration& registration, std::error_code error) noexcept;
 
   /// Waits for readiness up to `timeout_ms` and completes the operations it allows; returns how many.
   std::size_t turn(int timeout_ms) noexcept;
