@@ -55,12 +55,13 @@ std::string round_trip(int fd, const std::string& message) {
 }
 
 struct EchoServer {
-  explicit EchoServer(std::vector<std::string> prefix, std::vector<std::string> extra = {}) : process([&] {
-    std::vector<std::string> argv = std::move(prefix);
-    argv.insert(argv.end(), {SPINDLE_ECHO_BINARY, "--listen", "127.0.0.1:0"});
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    return argv;
-  }()) {
+  explicit EchoServer(std::vector<std::string> prefix, std::vector<std::string> extra = {})
+      : process([&] {
+          std::vector<std::string> argv = std::move(prefix);
+          argv.insert(argv.end(), {SPINDLE_ECHO_BINARY, "--listen", "127.0.0.1:0"});
+          argv.insert(argv.end(), extra.begin(), extra.end());
+          return argv;
+        }()) {
     auto banner = process.read_line(10s);
     EXPECT_TRUE(banner) << "no banner; stderr: " << process.drain_stderr();
     if (banner) port = port_from_banner(*banner);

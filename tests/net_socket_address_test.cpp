@@ -28,8 +28,8 @@ TEST(SocketAddr, ParsesIpv4Ipv6AndLocalhost) {
 }
 
 TEST(SocketAddr, RejectsMalformedInputWithAReason) {
-  for (const char* bad : {"127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:80x",
-                          "300.0.0.1:80", "example.com:80", "[::1:80", "[zz]:80"}) {
+  for (const char* bad : {"127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:80x", "300.0.0.1:80",
+                          "example.com:80", "[::1:80", "[zz]:80"}) {
     auto parsed = SocketAddr::parse(bad);
     EXPECT_FALSE(parsed) << bad;
     if (!parsed) {

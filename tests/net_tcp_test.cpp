@@ -239,7 +239,8 @@ TEST(Tcp, ManyConcurrentConnections) {
             if (!n || *n == 0) co_return;
             (void)co_await s.write_all(std::span{b}.first(*n));
           }
-        }(std::move(accepted->stream))).detach();
+        }(std::move(accepted->stream)))
+            .detach();
       }
     }(*listener));
     std::vector<spindle::JoinHandle<bool>> clients;

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
-#include "support/co_assert.hpp"
 #include <unistd.h>
+#include "support/co_assert.hpp"
 
 #include <array>
 #include <string>
@@ -18,9 +18,7 @@ using spindle::UnixStream;
 
 namespace {
 
-std::string temp_socket_path() {
-  return "/tmp/spindle-unix-test-" + std::to_string(::getpid()) + ".sock";
-}
+std::string temp_socket_path() { return "/tmp/spindle-unix-test-" + std::to_string(::getpid()) + ".sock"; }
 
 TEST(Unix, ListenerAcceptsAndStreamsTalk) {
   const std::string path = temp_socket_path();

@@ -19,7 +19,7 @@ using spindle::Task;
 
 namespace {
 
-Task<int> square(int x) { co_return x * x; }
+Task<int> square(int x) { co_return x* x; }
 
 TEST(Spawn, JoinHandleYieldsTheTaskResult) {
   Runtime runtime;
@@ -105,7 +105,8 @@ TEST(Spawn, DetachedTasksKeepRunning) {
     spawn([](int& c) -> Task<void> {
       co_await spindle::sleep(10ms);
       ++c;
-    }(counter)).detach();
+    }(counter))
+        .detach();
     co_await spindle::sleep(20ms);
   }());
   EXPECT_EQ(counter, 1);
@@ -131,10 +132,12 @@ TEST(Spawn, HandleSpawnsFromAnotherThread) {
   std::atomic<bool> done{false};
   int value = runtime.block_on([&]() -> Task<int> {
     std::thread other([&] {
-      handle.spawn([](std::atomic<bool>& flag) -> Task<void> {
-        flag = true;
-        co_return;
-      }(done)).detach();
+      handle
+          .spawn([](std::atomic<bool>& flag) -> Task<void> {
+            flag = true;
+            co_return;
+          }(done))
+          .detach();
     });
     while (!done) co_await spindle::sleep(1ms);
     other.join();

@@ -81,26 +81,29 @@ int main(int argc, char** argv) {
     return 2;
   }
   spindle::Runtime runtime;
-  Totals totals = runtime.block_on([](spindle::SocketAddr a, int n, double warm, double secs,
-                                      std::size_t size) -> Task<Totals> {
-    Totals t;
-    const auto start = spindle::now();
-    const auto measure_from = start + std::chrono::duration_cast<spindle::Duration>(std::chrono::duration<double>(warm));
-    const auto stop_at = measure_from + std::chrono::duration_cast<spindle::Duration>(std::chrono::duration<double>(secs));
-    std::vector<spindle::JoinHandle<void>> clients;
-    for (int i = 0; i < n; ++i) clients.push_back(spindle::spawn(client(a, size, measure_from, stop_at, t)));
-    for (auto& c : clients) (void)co_await std::move(c);
-    co_return t;
-  }(*address, connections, warmup, duration, message_size));
+  Totals totals =
+      runtime.block_on([](spindle::SocketAddr a, int n, double warm, double secs, std::size_t size) -> Task<Totals> {
+        Totals t;
+        const auto start = spindle::now();
+        const auto measure_from =
+            start + std::chrono::duration_cast<spindle::Duration>(std::chrono::duration<double>(warm));
+        const auto stop_at =
+            measure_from + std::chrono::duration_cast<spindle::Duration>(std::chrono::duration<double>(secs));
+        std::vector<spindle::JoinHandle<void>> clients;
+        for (int i = 0; i < n; ++i) clients.push_back(spindle::spawn(client(a, size, measure_from, stop_at, t)));
+        for (auto& c : clients) (void)co_await std::move(c);
+        co_return t;
+      }(*address, connections, warmup, duration, message_size));
 
   auto& samples = totals.latencies_ns;
   std::sort(samples.begin(), samples.end());
   auto percentile = [&](double p) -> double {
     if (samples.empty()) return 0;
-    return samples[std::min(samples.size() - 1, static_cast<std::size_t>(p * static_cast<double>(samples.size())))] / 1000.0;
+    return samples[std::min(samples.size() - 1, static_cast<std::size_t>(p * static_cast<double>(samples.size())))] /
+           1000.0;
   };
   std::printf("connections=%d seconds=%.1f round_trips_per_s=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f errors=%ld\n",
-              connections, duration, static_cast<double>(samples.size()) / duration, percentile(0.5),
-              percentile(0.99), percentile(0.999), totals.errors);
+              connections, duration, static_cast<double>(samples.size()) / duration, percentile(0.5), percentile(0.99),
+              percentile(0.999), totals.errors);
   return totals.errors == 0 ? 0 : 1;
 }

@@ -72,6 +72,7 @@ int main() {
     static spindle::TcpStream stream;
     return stream.write_all(std::string_view("x"));
   });
-  std::printf("%-44s %5zu bytes\n", "spawned task header (SpawnedTask<void>)", sizeof(spindle::detail::SpawnedTask<void>));
+  std::printf("%-44s %5zu bytes\n", "spawned task header (SpawnedTask<void>)",
+              sizeof(spindle::detail::SpawnedTask<void>));
   std::printf("%-44s %5zu bytes\n", "socket registration (IoRegistration)", sizeof(spindle::detail::IoRegistration));
 }

@@ -6,8 +6,8 @@
 #include <array>
 #include <vector>
 
-#include "spindle/spindle.hpp"
 #include "spindle/runtime/detail/timer_wheel.hpp"
+#include "spindle/spindle.hpp"
 
 using spindle::Runtime;
 using spindle::Task;

@@ -50,12 +50,12 @@ using ServeFn = std::function<spindle::Task<void>(spindle::TcpListener)>;
 inline spindle::Task<int> run_worker(spindle::TcpListener listener, spindle::SignalListener& signals, ServeFn serve) {
   auto serving = spindle::spawn(serve(std::move(listener)));
   bool signalled = false;
-  auto stopper = spindle::spawn([](spindle::SignalListener& s, spindle::JoinHandle<void>& target, bool& flag)
-                                    -> spindle::Task<void> {
-    co_await s.recv();
-    flag = true;
-    target.abort();
-  }(signals, serving, signalled));
+  auto stopper = spindle::spawn(
+      [](spindle::SignalListener& s, spindle::JoinHandle<void>& target, bool& flag) -> spindle::Task<void> {
+        co_await s.recv();
+        flag = true;
+        target.abort();
+      }(signals, serving, signalled));
   (void)co_await std::move(serving);
   stopper.abort();
   co_return signalled ? 0 : 1;
@@ -67,7 +67,8 @@ inline int run_server(const ServerArgs& args, ServeFn serve) {
   for (unsigned i = 0; i < args.workers; ++i) {
     auto listener = spindle::TcpListener::bind(address, {.backlog = 4096, .reuse_address = true, .reuse_port = true});
     if (!listener) {
-      std::fprintf(stderr, "cannot listen on %s: %s\n", address.to_string().c_str(), listener.error().message().c_str());
+      std::fprintf(stderr, "cannot listen on %s: %s\n", address.to_string().c_str(),
+                   listener.error().message().c_str());
       return 1;
     }
     address = *listener->local_addr();  // port 0: the others join the port the first one got

@@ -4,11 +4,11 @@
 // GCC 12 lacks it in C++20 mode. Exceptions remain for bugs and for handler failures.
 
 #include <cerrno>
+#include <stdexcept>
 #include <system_error>
 #include <type_traits>
 #include <utility>
 #include <variant>
-#include <stdexcept>
 
 namespace spindle {
 
@@ -45,19 +45,28 @@ class [[nodiscard]] Result {
   using error_type = E;
 
   template <class U = T>
-    requires std::is_constructible_v<T, U&&> && (!std::is_same_v<std::remove_cvref_t<U>, Result>)
-  Result(U&& value) : storage_(std::in_place_index<0>, std::forward<U>(value)) {}  // NOLINT: implicit by design
+  requires std::is_constructible_v<T, U&&> &&(!std::is_same_v<std::remove_cvref_t<U>, Result>)Result(U&& value)
+      : storage_(std::in_place_index<0>, std::forward<U>(value)) {}  // NOLINT: implicit by design
 
   template <class G>
-    requires std::is_constructible_v<E, G&&>
-  Result(Err<G> err) : storage_(std::in_place_index<1>, std::move(err.error)) {}  // NOLINT: implicit by design
+  requires std::is_constructible_v<E, G&&> Result(Err<G> err)
+      : storage_(std::in_place_index<1>, std::move(err.error)) {}  // NOLINT: implicit by design
 
   bool has_value() const noexcept { return storage_.index() == 0; }
   explicit operator bool() const noexcept { return has_value(); }
 
-  T& value() & { check(); return *std::get_if<0>(&storage_); }
-  const T& value() const& { check(); return *std::get_if<0>(&storage_); }
-  T&& value() && { check(); return std::move(*std::get_if<0>(&storage_)); }
+  T& value() & {
+    check();
+    return *std::get_if<0>(&storage_);
+  }
+  const T& value() const& {
+    check();
+    return *std::get_if<0>(&storage_);
+  }
+  T&& value() && {
+    check();
+    return std::move(*std::get_if<0>(&storage_));
+  }
 
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
@@ -66,9 +75,18 @@ class [[nodiscard]] Result {
   const T* operator->() const { return &value(); }
 
   /// The error; calling it on a value is a bug (checked).
-  E& error() & { check_error(); return *std::get_if<1>(&storage_); }
-  const E& error() const& { check_error(); return *std::get_if<1>(&storage_); }
-  E&& error() && { check_error(); return std::move(*std::get_if<1>(&storage_)); }
+  E& error() & {
+    check_error();
+    return *std::get_if<1>(&storage_);
+  }
+  const E& error() const& {
+    check_error();
+    return *std::get_if<1>(&storage_);
+  }
+  E&& error() && {
+    check_error();
+    return std::move(*std::get_if<1>(&storage_));
+  }
 
   template <class U>
   T value_or(U&& fallback) const& {
@@ -94,8 +112,8 @@ class [[nodiscard]] Result<void, E> {
 
   Result() = default;
   template <class G>
-    requires std::is_constructible_v<E, G&&>
-  Result(Err<G> err) : error_(std::move(err.error)), failed_(true) {}  // NOLINT: implicit by design
+  requires std::is_constructible_v<E, G&&> Result(Err<G> err)
+      : error_(std::move(err.error)), failed_(true) {}  // NOLINT: implicit by design
 
   bool has_value() const noexcept { return !failed_; }
   explicit operator bool() const noexcept { return has_value(); }

@@ -1,11 +1,11 @@
 #pragma once
 // Everything a Spindle program needs from the runtime and networking layers.
 
-#include "spindle/result.hpp"
 #include "spindle/net/socket_address.hpp"
 #include "spindle/net/tcp_listener.hpp"
 #include "spindle/net/tcp_stream.hpp"
 #include "spindle/net/unix_stream.hpp"
+#include "spindle/result.hpp"
 #include "spindle/runtime/runtime.hpp"
 #include "spindle/runtime/signal.hpp"
 #include "spindle/runtime/spawn.hpp"

@@ -37,8 +37,8 @@ Task<IoResult<AcceptedFd>> ListenerSocket::accept() {
   }
 }
 
-IoResult<int> open_listener(int family, const sockaddr* address, socklen_t length, int backlog,
-                            bool reuse_address, bool reuse_port) {
+IoResult<int> open_listener(int family, const sockaddr* address, socklen_t length, int backlog, bool reuse_address,
+                            bool reuse_port) {
   const int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return last_os_error();
   const int on = 1;

@@ -65,8 +65,10 @@ std::uint16_t SocketAddr::port() const noexcept {
 }
 
 void SocketAddr::set_port(std::uint16_t port) noexcept {
-  if (family() == AF_INET6) reinterpret_cast<sockaddr_in6*>(&storage_)->sin6_port = htons(port);
-  else reinterpret_cast<sockaddr_in*>(&storage_)->sin_port = htons(port);
+  if (family() == AF_INET6)
+    reinterpret_cast<sockaddr_in6*>(&storage_)->sin6_port = htons(port);
+  else
+    reinterpret_cast<sockaddr_in*>(&storage_)->sin_port = htons(port);
 }
 
 std::string SocketAddr::to_string() const {

@@ -20,7 +20,8 @@ IoResult<SocketAddr> query_address(int fd, AddressQuery query) noexcept {
 }  // namespace
 
 Task<IoResult<TcpStream>> TcpStream::connect(SocketAddr address) {
-  IoResult<detail::AsyncFd> fd = co_await detail::connect_socket(address.family(), address.native(), address.native_size());
+  IoResult<detail::AsyncFd> fd =
+      co_await detail::connect_socket(address.family(), address.native(), address.native_size());
   if (!fd) co_return Err{fd.error()};
   TcpStream stream{std::move(*fd)};
   if (auto nodelay = stream.set_nodelay(true); !nodelay) co_return Err{nodelay.error()};
@@ -37,8 +38,8 @@ IoResult<SocketAddr> TcpStream::local_addr() const noexcept { return query_addre
 IoResult<SocketAddr> TcpStream::peer_addr() const noexcept { return query_address(native_handle(), &::getpeername); }
 
 IoResult<TcpListener> TcpListener::bind(const SocketAddr& address, Options options) {
-  IoResult<int> fd = detail::open_listener(address.family(), address.native(), address.native_size(),
-                                           options.backlog, options.reuse_address, options.reuse_port);
+  IoResult<int> fd = detail::open_listener(address.family(), address.native(), address.native_size(), options.backlog,
+                                           options.reuse_address, options.reuse_port);
   if (!fd) return Err{fd.error()};
   return TcpListener{detail::ListenerSocket{*fd, "tcp listener"}};
 }
@@ -49,8 +50,8 @@ Task<IoResult<TcpListener::Accepted>> TcpListener::accept() {
   TcpStream stream{detail::AsyncFd{accepted->fd}};
   // Best effort: a connection reset right after accept fails here, and its first read says so.
   (void)stream.set_nodelay(true);
-  co_return Accepted{std::move(stream),
-                     SocketAddr::from_native(reinterpret_cast<const sockaddr*>(&accepted->peer), accepted->peer_length)};
+  co_return Accepted{std::move(stream), SocketAddr::from_native(reinterpret_cast<const sockaddr*>(&accepted->peer),
+                                                                accepted->peer_length)};
 }
 
 IoResult<SocketAddr> TcpListener::local_addr() const noexcept { return query_address(native_handle(), &::getsockname); }

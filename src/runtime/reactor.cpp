@@ -14,8 +14,10 @@ Reactor::~Reactor() {
 }
 
 void Reactor::unlink(IoRegistration& registration) noexcept {
-  if (registration.prev != nullptr) registration.prev->next = registration.next;
-  else registered_ = registration.next;
+  if (registration.prev != nullptr)
+    registration.prev->next = registration.next;
+  else
+    registered_ = registration.next;
   if (registration.next != nullptr) registration.next->prev = registration.prev;
   registration.prev = registration.next = nullptr;
   registration.reactor = nullptr;

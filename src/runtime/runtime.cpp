@@ -19,8 +19,10 @@ class RunQueue {
   bool empty() const noexcept { return head_ == nullptr; }
   void push(TaskHeader& task) noexcept {
     task.queue_next = nullptr;
-    if (tail_ != nullptr) tail_->queue_next = &task;
-    else head_ = &task;
+    if (tail_ != nullptr)
+      tail_->queue_next = &task;
+    else
+      head_ = &task;
     tail_ = &task;
   }
   TaskHeader* pop() noexcept {
@@ -33,8 +35,10 @@ class RunQueue {
   }
   void append(RunQueue& other) noexcept {
     if (other.head_ == nullptr) return;
-    if (tail_ != nullptr) tail_->queue_next = other.head_;
-    else head_ = other.head_;
+    if (tail_ != nullptr)
+      tail_->queue_next = other.head_;
+    else
+      head_ = other.head_;
     tail_ = other.tail_;
     other.head_ = other.tail_ = nullptr;
   }
@@ -50,7 +54,9 @@ class RunQueue {
 class RuntimeCore final : public Scheduler {
  public:
   explicit RuntimeCore(const RuntimeOptions& options)
-      : clock_(options.start_paused), reactor_(make_epoll_backend()), signals_(reactor_),
+      : clock_(options.start_paused),
+        reactor_(make_epoll_backend()),
+        signals_(reactor_),
         event_interval_(options.event_interval) {
     context_.scheduler = this;
     context_.reactor = &reactor_;
@@ -114,8 +120,10 @@ class RuntimeCore final : public Scheduler {
     } else if (clock_.paused()) {
       const bool woken = reactor_.turn(0) > 0 || remote_pending_.load(std::memory_order_acquire);
       if (!woken) {
-        if (next_timer) clock_.advance_to_tick(*next_timer);
-        else reactor_.turn(-1);
+        if (next_timer)
+          clock_.advance_to_tick(*next_timer);
+        else
+          reactor_.turn(-1);
       }
     } else {
       reactor_.turn(timeout_until(next_timer));

@@ -59,8 +59,10 @@ void Scheduler::spawn(TaskHeader& task) {
 void Scheduler::on_task_complete(TaskHeader& task) noexcept {
   {
     std::lock_guard lock(owned_mutex_);
-    if (task.owned_prev != nullptr) task.owned_prev->owned_next = task.owned_next;
-    else owned_head_ = task.owned_next;
+    if (task.owned_prev != nullptr)
+      task.owned_prev->owned_next = task.owned_next;
+    else
+      owned_head_ = task.owned_next;
     if (task.owned_next != nullptr) task.owned_next->owned_prev = task.owned_prev;
     task.owned_prev = task.owned_next = nullptr;
     --live_tasks_;

@@ -65,7 +65,7 @@ void install_signal_handler(int signal) {
     g_pipe_write.store(fds[1], std::memory_order_release);
   }
   if (state.installed[static_cast<std::size_t>(signal)]) return;
-  struct sigaction action{};
+  struct sigaction action {};
   action.sa_handler = &spindle_signal_handler;
   sigemptyset(&action.sa_mask);
   action.sa_flags = SA_RESTART;
@@ -108,8 +108,10 @@ WaiterList& waiters() {
 }
 
 void unlink_locked(WaiterList& list, SignalWaiter& waiter) noexcept {
-  if (waiter.prev != nullptr) waiter.prev->next = waiter.next;
-  else list.head = waiter.next;
+  if (waiter.prev != nullptr)
+    waiter.prev->next = waiter.next;
+  else
+    list.head = waiter.next;
   if (waiter.next != nullptr) waiter.next->prev = waiter.prev;
   waiter.prev = waiter.next = nullptr;
   waiter.parked = false;
@@ -179,8 +181,7 @@ SignalListener::Awaiter::~Awaiter() { detail::unpark_signal_waiter(waiter_); }
 bool SignalListener::Awaiter::await_suspend(std::coroutine_handle<> h) {
   waiter_.waker = detail::make_waker(h);
   detail::RuntimeContext& context = detail::require_context("spindle::SignalListener::recv");
-  if (std::error_code error = context.signals->watch())
-    throw std::system_error(error, "spindle: cannot watch signals");
+  if (std::error_code error = context.signals->watch()) throw std::system_error(error, "spindle: cannot watch signals");
   waiter_.received = detail::park_signal_waiter(waiter_);
   return waiter_.received == 0;
 }

@@ -32,9 +32,15 @@ Task<Instant> Interval::tick() {
     next_ = scheduled + period_;
   } else {
     switch (behavior_) {
-      case MissedTickBehavior::burst: next_ = scheduled + period_; break;
-      case MissedTickBehavior::delay: next_ = current + period_; break;
-      case MissedTickBehavior::skip: next_ = scheduled + period_ * (late / period_ + 1); break;
+      case MissedTickBehavior::burst:
+        next_ = scheduled + period_;
+        break;
+      case MissedTickBehavior::delay:
+        next_ = current + period_;
+        break;
+      case MissedTickBehavior::skip:
+        next_ = scheduled + period_ * (late / period_ + 1);
+        break;
     }
   }
   co_return scheduled;

@@ -30,8 +30,10 @@ void push_front(TimerEntry*& head, TimerEntry& entry) {
 }
 
 void unlink_from(TimerEntry*& head, TimerEntry& entry) {
-  if (entry.prev != nullptr) entry.prev->next = entry.next;
-  else head = entry.next;
+  if (entry.prev != nullptr)
+    entry.prev->next = entry.next;
+  else
+    head = entry.next;
   if (entry.next != nullptr) entry.next->prev = entry.prev;
   entry.prev = entry.next = nullptr;
 }
@@ -78,7 +80,9 @@ std::optional<TimerWheel::Expiration> TimerWheel::next_expiration() const noexce
     const Level& level = levels_[index];
     if (level.occupied == 0) continue;
     const auto now_slot = static_cast<unsigned>((elapsed_ / slot_range(index)) & kSlotMask);
-    const unsigned slot = (static_cast<unsigned>(std::countr_zero(std::rotr(level.occupied, static_cast<int>(now_slot)))) + now_slot) & kSlotMask;
+    const unsigned slot =
+        (static_cast<unsigned>(std::countr_zero(std::rotr(level.occupied, static_cast<int>(now_slot)))) + now_slot) &
+        kSlotMask;
     const std::uint64_t level_start = elapsed_ & ~(level_range(index) - 1);
     std::uint64_t deadline = level_start + slot * slot_range(index);
     // Only the top level wraps around (deadlines clamped to kMaxTicks can sit "behind" now there).
@@ -132,8 +136,7 @@ std::size_t TimerWheel::advance_to(std::uint64_t now) noexcept {
   return fired;
 }
 
-Clock::Clock(bool paused) noexcept
-    : start_(std::chrono::steady_clock::now()), paused_now_(start_), paused_(paused) {}
+Clock::Clock(bool paused) noexcept : start_(std::chrono::steady_clock::now()), paused_now_(start_), paused_(paused) {}
 
 void Clock::advance(std::chrono::nanoseconds by) noexcept {
   if (paused_) paused_now_ += by;

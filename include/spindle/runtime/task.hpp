@@ -65,7 +65,7 @@ class TaskPromise final : public TaskPromiseBase {
   Task<T> get_return_object() noexcept;
 
   template <class U = T>
-    requires std::is_convertible_v<U&&, T>
+  requires std::is_convertible_v<U&&, T>
   void return_value(U&& value) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
     value_.emplace(std::forward<U>(value));
   }
@@ -157,7 +157,7 @@ struct AwaitResult {
   using type = decltype(std::declval<A>().await_resume());
 };
 template <class A>
-  requires requires(A a) { std::move(a).operator co_await(); }
+requires requires(A a) { std::move(a).operator co_await(); }
 struct AwaitResult<A> {
   using type = decltype(std::declval<A>().operator co_await().await_resume());
 };

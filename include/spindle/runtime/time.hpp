@@ -49,9 +49,7 @@ class [[nodiscard]] Sleep {
   void await_resume() const noexcept {}
 
  private:
-  static void fire(detail::TimerEntry& entry) noexcept {
-    static_cast<Sleep*>(entry.owner)->waker_.wake();
-  }
+  static void fire(detail::TimerEntry& entry) noexcept { static_cast<Sleep*>(entry.owner)->waker_.wake(); }
 
   detail::TimerEntry entry_;
   detail::Waker waker_;
@@ -155,10 +153,8 @@ detail::TimeoutAwaiter<T> timeout(Duration duration, Task<T> task) {
 
 /// timeout() for any awaitable that is not a Task (a Sleep, a socket operation, a JoinHandle...).
 template <class A>
-  requires(!is_task_v<A>) && requires { typename detail::await_result_t<A>; }
-auto timeout(Duration duration, A awaitable) {
-  return timeout(duration, detail::as_task(std::move(awaitable)));
-}
+requires(!is_task_v<A>) && requires { typename detail::await_result_t<A>; }
+auto timeout(Duration duration, A awaitable) { return timeout(duration, detail::as_task(std::move(awaitable))); }
 
 /// What an Interval does when ticks were missed (the task was busy past one or more periods).
 enum class MissedTickBehavior {

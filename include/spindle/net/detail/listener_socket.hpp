@@ -31,7 +31,7 @@ class ListenerSocket {
 };
 
 /// socket() + options + bind() + listen() for any family; returns the listening fd.
-IoResult<int> open_listener(int family, const sockaddr* address, socklen_t length, int backlog,
-                            bool reuse_address, bool reuse_port);
+IoResult<int> open_listener(int family, const sockaddr* address, socklen_t length, int backlog, bool reuse_address,
+                            bool reuse_port);
 
 }  // namespace spindle::detail

@@ -28,9 +28,7 @@ class StreamSocket {
   /// Scatter read into several buffers with one syscall.
   ReadvAwaiter readv(std::span<const iovec> buffers) noexcept { return ReadvAwaiter{fd_.registration(), buffers}; }
   /// Gather write of several buffers with one syscall (headers and body in one packet).
-  WritevAwaiter writev(std::span<const iovec> buffers) noexcept {
-    return WritevAwaiter{fd_.registration(), buffers};
-  }
+  WritevAwaiter writev(std::span<const iovec> buffers) noexcept { return WritevAwaiter{fd_.registration(), buffers}; }
   /// Writes all of `data`, however many syscalls it takes. `data` must outlive the returned task.
   Task<IoResult<void>> write_all(std::span<const std::byte> data);
   Task<IoResult<void>> write_all(std::string_view data) { return write_all(std::as_bytes(std::span{data})); }

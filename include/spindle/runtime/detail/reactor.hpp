@@ -46,7 +46,7 @@ struct IoRegistration {
   Reactor* reactor = nullptr;  // the reactor it is added to; null until an operation first blocks
   IoOp* reader = nullptr;
   IoOp* writer = nullptr;
-  bool read_ready = true;   // unknown counts as ready: a new fd is tried before it is registered
+  bool read_ready = true;  // unknown counts as ready: a new fd is tried before it is registered
   bool write_ready = true;
   // Sticky: the peer closed (RDHUP, HUP) or the socket failed. A short read that took the last bytes
   // before a FIN must not park: the FIN's edge may already be spent, and the next read returns 0 at once.
