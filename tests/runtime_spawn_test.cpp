@@ -2,12 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <atomic>
 #include <memory>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
+#include "spindle/net/unix_stream.hpp"
 #include "spindle/runtime/runtime.hpp"
 #include "spindle/runtime/time.hpp"
 
@@ -160,6 +162,34 @@ TEST(Spawn, AManySpawnedTasksAllComplete) {
   for (int i = 0; i < 10'000; ++i) expected += (i % 100) * (i % 100);
   EXPECT_EQ(total, expected);
   EXPECT_EQ(runtime.live_tasks(), 0u);
+}
+
+// A task that is always ready (it only yields) must not starve timers and sockets: the loop polls the
+// reactor and the timer wheel every event_interval tasks even when the run queue never empties.
+TEST(Spawn, AnAlwaysReadyTaskDoesNotStarveTimersOrSockets) {
+  Runtime runtime;
+  runtime.block_on([]() -> Task<void> {
+    bool stop = false;
+    long spins = 0;
+    auto busy = spawn([](bool& done, long& count) -> Task<void> {
+      while (!done) {
+        ++count;
+        co_await spindle::yield_now();
+      }
+    }(stop, spins));
+    const auto start = spindle::now();
+    co_await spindle::sleep(20ms);
+    EXPECT_LT(spindle::now() - start, 2s);
+    auto pair = spindle::UnixStream::pair();
+    auto& [a, b] = *pair;
+    EXPECT_TRUE(co_await a.write_all("x"));
+    std::array<char, 1> byte{};
+    auto n = co_await b.read(byte);
+    EXPECT_EQ(n.value(), 1u);
+    stop = true;
+    (void)co_await std::move(busy);
+    EXPECT_GT(spins, 100);  // it really was running all along
+  }());
 }
 
 TEST(Spawn, BlockOnInsideARuntimeIsABug) {
