@@ -11,3 +11,8 @@
 #include "spindle/runtime/spawn.hpp"
 #include "spindle/runtime/task.hpp"
 #include "spindle/runtime/time.hpp"
+#include "spindle/sync/mpsc.hpp"
+#include "spindle/sync/mutex.hpp"
+#include "spindle/sync/notify.hpp"
+#include "spindle/sync/oneshot.hpp"
+#include "spindle/sync/semaphore.hpp"
