@@ -51,7 +51,7 @@ TEST(Broadcast, EveryReceiverGetsEveryValue) {
     EXPECT_EQ((co_await first.recv()).value(), "b");
     EXPECT_EQ((co_await second.recv()).value(), "a");
     auto waiting = spindle::spawn([](spindle::broadcast::Receiver<std::string> r) -> Task<std::string> {
-      co_await r.recv();  // "b"
+      (void)co_await r.recv();  // "b"
       co_return (co_await r.recv()).value();
     }(std::move(second)));
     co_await spindle::yield_now();
