@@ -2,13 +2,14 @@
 # is missing from Debian's packages.
 #   make run    build and start the example server
 #   make test   release build (GCC 12) + every test
-#   make check  ASan+UBSan and TSan builds (clang-19) running the tests, minus those labelled slow
+#   make check  ASan+UBSan and TSan builds (clang-19) running the tests, minus those labelled slow, and
+#               the GCC build's tests under valgrind
 #   make bench  the benchmarks in bench/
 
 LISTEN ?= 127.0.0.1:8080
 WORKERS ?= 1
 
-.PHONY: all bootstrap build run test check asan tsan bench clean
+.PHONY: all bootstrap build run test check asan tsan valgrind bench clean
 
 all: build
 
@@ -35,7 +36,10 @@ tsan: bootstrap
 	cmake --build --preset tsan
 	ctest --preset tsan
 
-check: asan tsan
+valgrind: build
+	scripts/valgrind-tests build/release
+
+check: asan tsan valgrind
 
 bench: build
 	scripts/run-benchmarks

@@ -1,16 +1,19 @@
 #pragma once
 // Everything a Spindle program needs from the runtime and networking layers.
 
+#include "spindle/net/resolve.hpp"
 #include "spindle/net/socket_address.hpp"
 #include "spindle/net/tcp_listener.hpp"
 #include "spindle/net/tcp_stream.hpp"
 #include "spindle/net/unix_stream.hpp"
 #include "spindle/result.hpp"
+#include "spindle/runtime/blocking.hpp"
 #include "spindle/runtime/join_set.hpp"
 #include "spindle/runtime/runtime.hpp"
 #include "spindle/runtime/signal.hpp"
 #include "spindle/runtime/spawn.hpp"
 #include "spindle/runtime/task.hpp"
+#include "spindle/runtime/task_local.hpp"
 #include "spindle/runtime/time.hpp"
 #include "spindle/runtime/when.hpp"
 #include "spindle/sync/broadcast.hpp"

@@ -90,6 +90,14 @@ class TaskHeader {
   /// Set by the root coroutine's final awaiter: the task has returned.
   void mark_root_finished() noexcept { root_finished_ = true; }
 
+  /// The task's task-local values, innermost scope first (see task_local.hpp). Only the task touches it.
+  struct LocalEntry {
+    const void* key;
+    void* value;
+    LocalEntry* outer;
+  };
+  LocalEntry* locals = nullptr;
+
   // Intrusive links, owned by the scheduler: run queue, and the list of the runtime's live tasks.
   TaskHeader* queue_next = nullptr;
   TaskHeader* owned_prev = nullptr;

@@ -1,0 +1,78 @@
+#include "spindle/runtime/task_local.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "spindle/runtime/runtime.hpp"
+#include "spindle/runtime/spawn.hpp"
+#include "spindle/runtime/time.hpp"
+
+using namespace std::chrono_literals;
+using spindle::Runtime;
+using spindle::Task;
+using spindle::TaskLocal;
+
+namespace {
+
+const TaskLocal<std::string> request_id;
+const TaskLocal<int> depth;
+
+Task<std::string> deep_inside() {
+  co_await spindle::sleep(1ms);  // survives a suspension
+  co_return request_id.get();
+}
+
+TEST(TaskLocal, VisibleInNestedCoroutinesAcrossAwaits) {
+  Runtime runtime;
+  runtime.block_on([]() -> Task<void> {
+    EXPECT_EQ(request_id.try_get(), nullptr);
+    auto seen = co_await request_id.scope("req-1", deep_inside());
+    EXPECT_EQ(seen, "req-1");
+    EXPECT_EQ(request_id.try_get(), nullptr);  // the scope ended
+    EXPECT_THROW((void)request_id.get(), std::logic_error);
+  }());
+}
+
+TEST(TaskLocal, InnerScopesShadowAndKeysAreIndependent) {
+  Runtime runtime;
+  runtime.block_on([]() -> Task<void> {
+    auto inner = []() -> Task<std::string> {
+      auto innermost = []() -> Task<std::string> { co_return request_id.get() + "/" + std::to_string(depth.get()); };
+      co_return co_await request_id.scope("inner", innermost());
+    };
+    auto result = co_await depth.scope(7, request_id.scope("outer", inner()));
+    EXPECT_EQ(result, "inner/7");
+  }());
+}
+
+TEST(TaskLocal, EachTaskHasItsOwn) {
+  Runtime runtime = Runtime::current_thread().start_paused().build();
+  runtime.block_on([]() -> Task<void> {
+    auto a = spindle::spawn(request_id.scope("a", deep_inside()));
+    auto b = spindle::spawn(request_id.scope("b", deep_inside()));
+    EXPECT_EQ((co_await std::move(a)).value(), "a");
+    EXPECT_EQ((co_await std::move(b)).value(), "b");
+    // Not inherited by spawned tasks.
+    auto child = co_await request_id.scope("parent", []() -> Task<bool> {
+      auto inner = co_await spindle::spawn([]() -> Task<bool> { co_return request_id.try_get() == nullptr; }());
+      co_return inner.value();
+    }());
+    EXPECT_TRUE(child);
+  }());
+}
+
+TEST(TaskLocal, ACancelledScopeIsUnwound) {
+  Runtime runtime = Runtime::current_thread().start_paused().build();
+  runtime.block_on([]() -> Task<void> {
+    auto slow = request_id.scope("gone", []() -> Task<int> {
+      co_await spindle::sleep(1h);
+      co_return 0;
+    }());
+    auto timed_out = co_await spindle::timeout(1ms, std::move(slow));
+    EXPECT_FALSE(timed_out);
+    EXPECT_EQ(request_id.try_get(), nullptr);
+  }());
+}
+
+}  // namespace
