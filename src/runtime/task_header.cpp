@@ -9,6 +9,7 @@ namespace spindle::detail {
 namespace {
 
 thread_local TaskHeader* t_current_task = nullptr;
+thread_local unsigned t_coop_budget = kCoopBudget;
 
 class CurrentTaskGuard {
  public:
@@ -24,6 +25,13 @@ class CurrentTaskGuard {
 }  // namespace
 
 TaskHeader* current_task() noexcept { return t_current_task; }
+
+bool coop_take() noexcept {
+  if (t_current_task == nullptr) return true;  // not inside a task: nothing to be fair to
+  if (t_coop_budget == 0) return false;
+  --t_coop_budget;
+  return true;
+}
 
 Waker make_waker(std::coroutine_handle<> h) {
   TaskHeader* task = t_current_task;
@@ -75,6 +83,7 @@ void TaskHeader::run() noexcept {
   }
   {
     CurrentTaskGuard guard(this);
+    t_coop_budget = kCoopBudget;
     resume_at_.resume();
   }
   if (root_finished_) {

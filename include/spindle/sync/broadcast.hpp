@@ -66,12 +66,15 @@ class Receiver {
     }
     bool await_ready() noexcept {
       std::lock_guard lock(receiver_->shared_->mutex);
-      return receiver_->ready_locked();
+      return receiver_->ready_locked() && spindle::detail::coop_take();  // budget spent: yield first
     }
     bool await_suspend(std::coroutine_handle<> h) {
       waiter_.waker = spindle::detail::make_waker(h);
       std::lock_guard lock(receiver_->shared_->mutex);
-      if (receiver_->ready_locked()) return false;
+      if (receiver_->ready_locked()) {
+        waiter_.waker.wake();  // ready, but the task has had its turn: requeue it first
+        return true;
+      }
       receiver_->shared_->waiters.push_back(waiter_);
       return true;
     }

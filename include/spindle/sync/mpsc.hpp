@@ -187,12 +187,15 @@ class Receiver {
     }
     bool await_ready() noexcept {
       std::lock_guard lock(channel_->mutex);
-      return !channel_->queue.empty() || channel_->senders == 0;
+      return ready_locked() && spindle::detail::coop_take();  // budget spent: yield in await_suspend
     }
     bool await_suspend(std::coroutine_handle<> h) {
       waiter_.waker = spindle::detail::make_waker(h);
       std::lock_guard lock(channel_->mutex);
-      if (!channel_->queue.empty() || channel_->senders == 0) return false;
+      if (ready_locked()) {
+        waiter_.waker.wake();  // a value is there, but the task has had its turn: requeue it first
+        return true;
+      }
       channel_->receiver = &waiter_;
       return true;
     }
@@ -200,6 +203,7 @@ class Receiver {
     std::optional<T> await_resume() { return channel_->take(); }
 
    private:
+    bool ready_locked() const noexcept { return !channel_->queue.empty() || channel_->senders == 0; }
     detail::Channel<T>* channel_;
     spindle::detail::SyncWaiter waiter_;
   };

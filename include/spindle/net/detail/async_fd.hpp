@@ -71,10 +71,16 @@ class IoAwaiter : private IoOp {
   bool await_ready() {
     // Known to be drained (or full) and still open: park without a doomed syscall.
     if (!ready_flag() && !closed_flag()) return false;
+    // Budget spent: go through await_suspend, which does the syscall and then yields.
+    if (!coop_take()) return false;
     return try_now();
   }
   bool await_suspend(std::coroutine_handle<> h) {
     waker = make_waker(h);
+    if (!result_ && (ready_flag() || closed_flag()) && try_now()) {
+      waker.wake();  // finished, but the task has had its turn: requeue it behind the others
+      return true;
+    }
     Reactor& reactor = *require_context("spindle socket operation").reactor;
     if (std::error_code error = reactor.park(*registration_, Direction, *this)) {
       result_.emplace(Err{error});

@@ -39,6 +39,15 @@ struct Waker {
 /// The task whose coroutine this thread is running now (null outside any task).
 TaskHeader* current_task() noexcept;
 
+/// Cooperative scheduling (Tokio's coop budget): each turn of a task may complete this many operations
+/// without suspending (a read that finds data, a receive that finds a value). Past that, the operation
+/// still completes but its task yields before continuing, so a connection whose socket is always ready
+/// cannot keep the thread from every other task.
+inline constexpr unsigned kCoopBudget = 128;
+
+/// Takes one unit of the running task's budget; false once it is spent (the caller must yield).
+bool coop_take() noexcept;
+
 /// A waker for the coroutine `h`, which is suspending inside the current task. Awaiters call this from
 /// await_suspend. Awaiting outside a task is a bug: Spindle's awaitables need a runtime.
 Waker make_waker(std::coroutine_handle<> h);
