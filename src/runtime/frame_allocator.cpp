@@ -1,6 +1,7 @@
 #include "spindle/runtime/detail/frame_allocator.hpp"
 
 #include <array>
+#include <cstddef>
 #include <new>
 
 namespace spindle::detail {
@@ -12,28 +13,26 @@ struct FreeBlock {
   FreeBlock* next;
 };
 
-// One per thread. Blocks freed on another thread than the one that allocated them simply join that
-// thread's lists: every block came from ::operator new with a size of its class, so any list may keep it.
+// One per thread. A block freed on another thread than the one that carved it simply joins that thread's
+// list: every block of a class has the same size, whichever slab it came from.
 struct ThreadFrameCache {
   std::array<FreeBlock*, kClassCount> heads{};
-  std::array<std::size_t, kClassCount> counts{};
   FrameStats stats;
-
-  ~ThreadFrameCache() {
-    for (FreeBlock* head : heads) {
-      while (head != nullptr) {
-        FreeBlock* next = head->next;
-        ::operator delete(head);
-        head = next;
-      }
-    }
-  }
 };
 
 thread_local ThreadFrameCache t_cache;
 
 [[maybe_unused]] constexpr std::size_t class_index(std::size_t size) { return (size - 1) / kFrameSizeClass; }
 [[maybe_unused]] constexpr std::size_t class_bytes(std::size_t index) { return (index + 1) * kFrameSizeClass; }
+
+// Carves a new slab into blocks of class `index`: returns one, lists the others.
+[[maybe_unused]] void* refill(ThreadFrameCache& cache, std::size_t index) {
+  const std::size_t block = class_bytes(index);
+  const std::size_t count = kFrameSlabBytes / block;
+  auto* slab = static_cast<std::byte*>(::operator new(count * block));
+  for (std::size_t i = 1; i < count; ++i) cache.heads[index] = new (slab + i * block) FreeBlock{cache.heads[index]};
+  return slab;
+}
 
 }  // namespace
 
@@ -46,11 +45,10 @@ void* allocate_frame(std::size_t size) {
     const std::size_t index = class_index(size);
     if (FreeBlock* block = cache.heads[index]) {
       cache.heads[index] = block->next;
-      --cache.counts[index];
       ++cache.stats.recycled;
       return block;
     }
-    return ::operator new(class_bytes(index));
+    return refill(cache, index);
   }
 #endif
   return ::operator new(size);
@@ -61,11 +59,8 @@ void deallocate_frame(void* frame, std::size_t size) noexcept {
   if (size <= kMaxRecycledFrame) {
     ThreadFrameCache& cache = t_cache;
     const std::size_t index = class_index(size);
-    if (cache.counts[index] < kMaxFramesPerClass) {
-      cache.heads[index] = new (frame) FreeBlock{cache.heads[index]};
-      ++cache.counts[index];
-      return;
-    }
+    cache.heads[index] = new (frame) FreeBlock{cache.heads[index]};
+    return;
   }
 #else
   (void)size;

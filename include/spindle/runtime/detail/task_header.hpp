@@ -129,8 +129,9 @@ class TaskHeader {
   std::coroutine_handle<> resume_at_;
   std::atomic<std::uint32_t> state_{0};
   std::atomic<std::uint32_t> refs_{1};  // the scheduler's reference, dropped when the task completes
-  std::atomic_flag join_lock_;
   Waker join_waker_;
+  // The small fields together, after the 8-byte ones: the header is 88 bytes, 96 with a Task<T>.
+  std::atomic_flag join_lock_;
   bool root_finished_ = false;
   bool cancelled_outcome_ = false;
   std::atomic<bool> detached_{false};
