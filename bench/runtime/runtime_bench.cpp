@@ -4,6 +4,8 @@
 #include <benchmark/benchmark.h>
 
 #include <array>
+#include <atomic>
+#include <thread>
 #include <vector>
 
 #include "spindle/runtime/detail/timer_wheel.hpp"
@@ -146,6 +148,54 @@ void BM_EchoRoundTripTcp(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_EchoRoundTripTcp);
+
+// mpsc throughput on one thread: a producer task sends into a bounded channel of 1024, the consumer
+// (the benchmark's task) receives; per value.
+void BM_MpscThroughput(benchmark::State& state) {
+  Runtime runtime;
+  runtime.block_on([](benchmark::State& s) -> Task<void> {
+    auto [tx, rx] = spindle::mpsc::channel<long>(1024);
+    auto producer = spindle::spawn([](spindle::mpsc::Sender<long> sender) -> Task<void> {
+      for (long i = 0;; ++i)
+        if (!co_await sender.send(i)) co_return;
+    }(std::move(tx)));
+    long sum = 0;
+    for (auto _ : s) sum += *co_await rx.recv();
+    benchmark::DoNotOptimize(sum);
+    producer.abort();
+  }(state));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_MpscThroughput);
+
+// Cross-thread wake latency: a Notify ping-pong between a task on this thread's runtime and one on
+// another thread's; one iteration is a round trip (two cross-thread wakes, two eventfd interrupts).
+void BM_CrossThreadPingPong(benchmark::State& state) {
+  spindle::Notify ping, pong;
+  std::atomic<bool> stop{false};
+  std::thread other([&] {
+    Runtime runtime;
+    runtime.block_on([](spindle::Notify& in, spindle::Notify& out, std::atomic<bool>& done) -> Task<void> {
+      for (;;) {
+        co_await in.notified();
+        if (done) co_return;
+        out.notify_one();
+      }
+    }(ping, pong, stop));
+  });
+  Runtime runtime;
+  runtime.block_on([](benchmark::State& s, spindle::Notify& out, spindle::Notify& in) -> Task<void> {
+    for (auto _ : s) {
+      out.notify_one();
+      co_await in.notified();
+    }
+  }(state, ping, pong));
+  stop = true;
+  ping.notify_one();
+  other.join();
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_CrossThreadPingPong)->UseRealTime();
 
 }  // namespace
 
