@@ -204,3 +204,45 @@ TEST(Spawn, BlockOnInsideARuntimeIsABug) {
 TEST(Spawn, SpawnOutsideARuntimeIsABug) { EXPECT_THROW((void)spawn(square(1)), std::logic_error); }
 
 }  // namespace
+
+namespace {
+
+TEST(Shutdown, DrainWaitsForTasksToFinish) {
+  Runtime runtime = Runtime::current_thread().start_paused().build();
+  int finished = 0;
+  runtime.block_on([](int& done) -> Task<void> {
+    for (int ms : {10, 20, 30})
+      spawn([](int delay, int& d) -> Task<void> {
+        co_await spindle::sleep(std::chrono::milliseconds(delay));
+        ++d;
+      }(ms, done)).detach();
+    co_return;
+  }(finished));
+  EXPECT_EQ(runtime.live_tasks(), 3u);
+  EXPECT_EQ(runtime.drain(1s), 0u);
+  EXPECT_EQ(finished, 3);
+}
+
+TEST(Shutdown, DrainGivesUpAtTheDeadlineAndTheRestIsCancelled) {
+  auto witness = std::make_shared<int>(0);
+  {
+    Runtime runtime;
+    runtime.block_on([](std::shared_ptr<int> held) -> Task<void> {
+      spawn([](std::shared_ptr<int> keep) -> Task<void> {
+        (void)keep;
+        co_await spindle::sleep(1h);
+      }(held)).detach();
+      spawn([]() -> Task<void> { co_await spindle::sleep(5ms); }()).detach();
+      co_return;
+    }(witness));
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(runtime.drain(50ms), 1u);  // the short one finished, the hour-long one did not
+    const auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_GE(took, 50ms);
+    EXPECT_LT(took, 2s);
+    EXPECT_EQ(witness.use_count(), 2);
+  }
+  EXPECT_EQ(witness.use_count(), 1);  // cancelled by the runtime's destructor
+}
+
+}  // namespace

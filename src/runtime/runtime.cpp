@@ -3,6 +3,7 @@
 #include <atomic>
 #include <climits>
 #include <mutex>
+#include <optional>
 
 #include "spindle/runtime/detail/context.hpp"
 #include "spindle/runtime/detail/reactor.hpp"
@@ -93,14 +94,13 @@ class RuntimeCore final : public Scheduler {
   }
 
   void run_until_complete(TaskHeader& root) {
-    ContextGuard guard(&context_);
-    for (;;) {
-      take_remote();
-      for (unsigned ran = 0; ran < event_interval_ && !local_.empty(); ++ran) local_.pop()->run();
-      take_remote();
-      if (root.is_complete()) return;
-      drive(!local_.empty());
-    }
+    run_until([&root] { return root.is_complete(); }, std::nullopt);
+  }
+
+  std::size_t drain(std::chrono::nanoseconds limit) {
+    const Clock::Instant deadline = clock_.now() + limit;
+    run_until([&] { return live_tasks() == 0 || clock_.now() >= deadline; }, clock_.ticks_for(deadline));
+    return live_tasks();
   }
 
  private:
@@ -111,10 +111,24 @@ class RuntimeCore final : public Scheduler {
     remote_pending_.store(false, std::memory_order_relaxed);
   }
 
+  // The loop: run queued tasks, poll I/O and timers, until `done()`; never sleep past `wake_by`.
+  template <class Done>
+  void run_until(Done done, std::optional<std::uint64_t> wake_by) {
+    ContextGuard guard(&context_);
+    for (;;) {
+      take_remote();
+      for (unsigned ran = 0; ran < event_interval_ && !local_.empty(); ++ran) local_.pop()->run();
+      take_remote();
+      if (done()) return;
+      drive(!local_.empty(), wake_by);
+    }
+  }
+
   // Polls I/O and fires timers. With tasks queued it only looks; otherwise it sleeps in the reactor until
-  // the next timer is due. A paused clock instead jumps to that timer once nothing else is ready.
-  void drive(bool tasks_queued) {
-    const std::optional<std::uint64_t> next_timer = timers_.next_deadline();
+  // the next timer is due (or `wake_by`). A paused clock instead jumps there once nothing else is ready.
+  void drive(bool tasks_queued, std::optional<std::uint64_t> wake_by) {
+    std::optional<std::uint64_t> next_timer = timers_.next_deadline();
+    if (wake_by && (!next_timer || *wake_by < *next_timer)) next_timer = wake_by;
     if (tasks_queued) {
       reactor_.turn(0);
     } else if (clock_.paused()) {
@@ -153,6 +167,7 @@ class RuntimeCore final : public Scheduler {
 
 Scheduler& scheduler_of(RuntimeCore& core) noexcept { return core; }
 void run_until_complete(RuntimeCore& core, TaskHeader& root) { core.run_until_complete(root); }
+std::size_t drain(RuntimeCore& core, std::chrono::nanoseconds limit) { return core.drain(limit); }
 
 }  // namespace spindle::detail
 
@@ -164,5 +179,11 @@ Runtime& Runtime::operator=(Runtime&&) noexcept = default;
 Runtime::~Runtime() = default;
 
 std::size_t Runtime::live_tasks() const noexcept { return core_->live_tasks(); }
+
+std::size_t Runtime::drain(std::chrono::nanoseconds limit) {
+  if (detail::current_context() != nullptr)
+    throw std::logic_error("spindle::Runtime::drain called from inside a runtime");
+  return detail::drain(*core_, limit);
+}
 
 }  // namespace spindle

@@ -11,6 +11,7 @@
 // until the task given to block_on() completes. Polling I/O every event_interval tasks even when there is
 // always work keeps a flood of ready tasks from starving sockets (Tokio uses 61, "copied from Go").
 
+#include <chrono>
 #include <memory>
 #include <stdexcept>
 #include <utility>
@@ -28,6 +29,7 @@ struct RuntimeOptions {
 };
 Scheduler& scheduler_of(RuntimeCore& core) noexcept;
 void run_until_complete(RuntimeCore& core, TaskHeader& root);
+std::size_t drain(RuntimeCore& core, std::chrono::nanoseconds limit);
 }  // namespace detail
 
 /// A handle to a runtime, to spawn onto it from another thread. Valid while the runtime lives.
@@ -110,6 +112,14 @@ class Runtime {
   Handle handle() const noexcept { return Handle{core_.get()}; }
   /// Tasks spawned on this runtime and not yet finished.
   std::size_t live_tasks() const noexcept;
+
+  /// Graceful shutdown: keeps running the spawned tasks until all have finished or `limit` has passed;
+  /// returns how many are still alive (the destructor then cancels them). Tell them to stop first
+  /// (a CancellationToken) if they would not finish by themselves.
+  ///
+  ///   runtime.block_on(serve(listener, shutdown));   // returns once shutdown was requested
+  ///   if (std::size_t left = runtime.drain(10s)) log("cancelling %zu tasks", left);
+  std::size_t drain(std::chrono::nanoseconds limit);
 
  private:
   std::unique_ptr<detail::RuntimeCore> core_;
