@@ -70,8 +70,15 @@ class BlockingAwaiter {
     return true;
   }
   R await_resume() {
-    std::lock_guard lock(state_->mutex);
-    if (state_->exception) std::rethrow_exception(state_->exception);
+    std::unique_lock lock(state_->mutex);
+    if (state_->exception) {
+      // Taken out of the shared state, so the exception object is released on this thread, not on the
+      // pool thread (which may drop the state last): its refcount lives in uninstrumented libsupc++,
+      // and TSan would see a free racing with the handler's reads.
+      std::exception_ptr exception = std::exchange(state_->exception, nullptr);
+      lock.unlock();
+      std::rethrow_exception(std::move(exception));
+    }
     if constexpr (!std::is_void_v<R>) return std::move(*state_->value);
   }
 
@@ -105,7 +112,7 @@ detail::BlockingAwaiter<std::invoke_result_t<F>> spawn_blocking(F function) {
     }
     std::lock_guard lock(state->mutex);
     state->value = std::move(value);
-    state->exception = exception;
+    state->exception = std::move(exception);  // no reference stays on this thread
     state->done = true;
     if (state->waker) std::exchange(state->waker, detail::Waker{}).wake();
   });
