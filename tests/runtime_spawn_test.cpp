@@ -246,3 +246,36 @@ TEST(Shutdown, DrainGivesUpAtTheDeadlineAndTheRestIsCancelled) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Metrics, CountWhatTheRuntimeDid) {
+  Runtime runtime;
+  const spindle::RuntimeMetrics before = runtime.metrics();
+  runtime.block_on([]() -> Task<void> {
+    std::vector<JoinHandle<void>> tasks;
+    for (int i = 0; i < 10; ++i) tasks.push_back(spawn([]() -> Task<void> { co_await spindle::yield_now(); }()));
+    for (auto& t : tasks) (void)co_await std::move(t);
+    co_await spindle::sleep(2ms);  // a timer, and the loop sleeps for it
+    auto pair = spindle::UnixStream::pair();
+    auto& [a, b] = *pair;
+    auto reader = spawn([](spindle::UnixStream& s) -> Task<void> {
+      std::array<char, 4> buffer;
+      (void)co_await s.read(buffer);  // parks: the reactor completes it
+    }(b));
+    co_await spindle::yield_now();
+    (void)co_await a.write_all("ping");
+    (void)co_await std::move(reader);
+  }());
+  std::thread([h = runtime.handle()]() mutable { h.spawn([]() -> Task<void> { co_return; }()).detach(); }).join();
+  runtime.block_on([]() -> Task<void> { co_await spindle::sleep(1ms); }());
+  const spindle::RuntimeMetrics after = runtime.metrics();
+  EXPECT_GE(after.polls - before.polls, 21u);  // 10 tasks x 2 turns + the root
+  EXPECT_GE(after.timers_fired - before.timers_fired, 2u);
+  EXPECT_GE(after.parks - before.parks, 1u);
+  EXPECT_GE(after.io_completions - before.io_completions, 1u);
+  EXPECT_GE(after.remote_schedules - before.remote_schedules, 1u);
+  EXPECT_EQ(after.live_tasks, 0u);
+}
+
+}  // namespace

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <optional>
 
+#include "spindle/runtime/blocking.hpp"
 #include "spindle/runtime/detail/context.hpp"
 #include "spindle/runtime/detail/reactor.hpp"
 #include "spindle/runtime/detail/signal_driver.hpp"
@@ -88,6 +89,7 @@ class RuntimeCore final : public Scheduler {
     {
       std::lock_guard lock(remote_mutex_);
       remote_.push(task);
+      remote_schedules_.fetch_add(1, std::memory_order_relaxed);
       remote_pending_.store(true, std::memory_order_release);
     }
     reactor_.interrupt();
@@ -117,7 +119,9 @@ class RuntimeCore final : public Scheduler {
     ContextGuard guard(&context_);
     for (;;) {
       take_remote();
-      for (unsigned ran = 0; ran < event_interval_ && !local_.empty(); ++ran) local_.pop()->run();
+      unsigned ran = 0;
+      for (; ran < event_interval_ && !local_.empty(); ++ran) local_.pop()->run();
+      count(polls_, ran);
       take_remote();
       if (done()) return;
       drive(!local_.empty(), wake_by);
@@ -129,20 +133,26 @@ class RuntimeCore final : public Scheduler {
   void drive(bool tasks_queued, std::optional<std::uint64_t> wake_by) {
     std::optional<std::uint64_t> next_timer = timers_.next_deadline();
     if (wake_by && (!next_timer || *wake_by < *next_timer)) next_timer = wake_by;
+    std::size_t completed = 0;
     if (tasks_queued) {
-      reactor_.turn(0);
+      completed = reactor_.turn(0);
     } else if (clock_.paused()) {
-      const bool woken = reactor_.turn(0) > 0 || remote_pending_.load(std::memory_order_acquire);
-      if (!woken) {
-        if (next_timer)
+      completed = reactor_.turn(0);
+      if (completed == 0 && !remote_pending_.load(std::memory_order_acquire)) {
+        if (next_timer) {
           clock_.advance_to_tick(*next_timer);
-        else
-          reactor_.turn(-1);
+        } else {
+          count(parks_, 1);
+          completed = reactor_.turn(-1);
+        }
       }
     } else {
-      reactor_.turn(timeout_until(next_timer));
+      const int timeout = timeout_until(next_timer);
+      if (timeout != 0) count(parks_, 1);
+      completed = reactor_.turn(timeout);
     }
-    timers_.advance_to(clock_.now_ticks());
+    count(io_completions_, completed);
+    count(timers_fired_, timers_.advance_to(clock_.now_ticks()));
   }
 
   int timeout_until(std::optional<std::uint64_t> deadline) const noexcept {
@@ -159,6 +169,32 @@ class RuntimeCore final : public Scheduler {
   SignalDriver signals_;
   unsigned event_interval_;
 
+  // Metrics (RuntimeMetrics): written by the loop's thread only, read from anywhere.
+  static void count(std::atomic<std::uint64_t>& counter, std::uint64_t by) noexcept {
+    counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+  }
+  std::atomic<std::uint64_t> polls_{0};
+  std::atomic<std::uint64_t> parks_{0};
+  std::atomic<std::uint64_t> io_completions_{0};
+  std::atomic<std::uint64_t> timers_fired_{0};
+  std::atomic<std::uint64_t> remote_schedules_{0};
+
+ public:
+  RuntimeMetrics metrics() const noexcept {
+    RuntimeMetrics m;
+    m.live_tasks = live_tasks();
+    m.polls = polls_.load(std::memory_order_relaxed);
+    m.parks = parks_.load(std::memory_order_relaxed);
+    m.io_completions = io_completions_.load(std::memory_order_relaxed);
+    m.timers_fired = timers_fired_.load(std::memory_order_relaxed);
+    m.remote_schedules = remote_schedules_.load(std::memory_order_relaxed);
+    const BlockingPoolStats pool = blocking_pool_stats();
+    m.blocking_threads = pool.threads;
+    m.blocking_queue_depth = pool.queued_jobs;
+    return m;
+  }
+
+ private:
   RunQueue local_;  // touched only by the thread running the loop
   std::mutex remote_mutex_;
   RunQueue remote_;  // tasks woken or spawned from other threads
@@ -179,6 +215,7 @@ Runtime& Runtime::operator=(Runtime&&) noexcept = default;
 Runtime::~Runtime() = default;
 
 std::size_t Runtime::live_tasks() const noexcept { return core_->live_tasks(); }
+RuntimeMetrics Runtime::metrics() const noexcept { return core_->metrics(); }
 
 std::size_t Runtime::drain(std::chrono::nanoseconds limit) {
   if (detail::current_context() != nullptr)

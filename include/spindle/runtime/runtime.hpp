@@ -12,6 +12,7 @@
 // always work keeps a flood of ready tasks from starving sockets (Tokio uses 61, "copied from Go").
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <utility>
@@ -31,6 +32,19 @@ Scheduler& scheduler_of(RuntimeCore& core) noexcept;
 void run_until_complete(RuntimeCore& core, TaskHeader& root);
 std::size_t drain(RuntimeCore& core, std::chrono::nanoseconds limit);
 }  // namespace detail
+
+/// Counters of a runtime's activity since it started (for /metrics and debugging). Cheap to read from
+/// any thread; each is exact for the runtime's own thread and may lag by a few events for others.
+struct RuntimeMetrics {
+  std::size_t live_tasks = 0;           ///< spawned and not finished
+  std::uint64_t polls = 0;              ///< task turns (resumptions) run
+  std::uint64_t parks = 0;              ///< times the loop slept in the reactor
+  std::uint64_t io_completions = 0;     ///< socket operations finished by the reactor
+  std::uint64_t timers_fired = 0;       ///< timers that expired
+  std::uint64_t remote_schedules = 0;   ///< tasks woken or spawned from other threads
+  std::size_t blocking_threads = 0;     ///< threads of the (process-wide) blocking pool
+  std::size_t blocking_queue_depth = 0; ///< jobs waiting for a blocking thread
+};
 
 /// A handle to a runtime, to spawn onto it from another thread. Valid while the runtime lives.
 class Handle {
@@ -112,6 +126,8 @@ class Runtime {
   Handle handle() const noexcept { return Handle{core_.get()}; }
   /// Tasks spawned on this runtime and not yet finished.
   std::size_t live_tasks() const noexcept;
+  /// Activity counters; see RuntimeMetrics.
+  RuntimeMetrics metrics() const noexcept;
 
   /// Graceful shutdown: keeps running the spawned tasks until all have finished or `limit` has passed;
   /// returns how many are still alive (the destructor then cancels them). Tell them to stop first
