@@ -4,12 +4,16 @@
 // std::mutex for short critical sections without awaits, it is cheaper).
 
 #include <coroutine>
+#include <cstddef>
+#include <optional>
 #include <utility>
 
 #include "spindle/sync/semaphore.hpp"
 
 namespace spindle {
 
+/// Access to the data of a Mutex (or an RwLock: MutexGuard<const T> is a read guard), held until the
+/// guard is destroyed.
 template <class T>
 class MutexGuard {
  public:
@@ -21,6 +25,30 @@ class MutexGuard {
   Semaphore::Permit permit_;
   T* value_;
 };
+
+namespace detail {
+/// Acquires `Permits` from a lock's semaphore and yields a Guard over its value. The semaphores of
+/// Mutex and RwLock are never closed, so the acquire always succeeds.
+template <class Guard, class Value, std::size_t Permits>
+class GuardAwaiter {
+ public:
+  GuardAwaiter(Semaphore& semaphore, Value& value) noexcept : value_(&value), acquire_(semaphore.acquire(Permits)) {}
+  bool await_ready() noexcept { return acquire_.await_ready(); }
+  bool await_suspend(std::coroutine_handle<> h) { return acquire_.await_suspend(h); }
+  Guard await_resume() noexcept { return Guard{std::move(acquire_.await_resume()).value(), *value_}; }
+
+ private:
+  Value* value_;
+  Semaphore::Awaiter acquire_;
+};
+
+template <class Guard, class Value>
+std::optional<Guard> try_guard(Semaphore& semaphore, Value& value, std::size_t permits) noexcept {
+  auto permit = semaphore.try_acquire(permits);
+  if (!permit) return std::nullopt;
+  return Guard{std::move(*permit), value};
+}
+}  // namespace detail
 
 /// An async mutex guarding a T; lock() waits FIFO.
 ///
@@ -38,27 +66,8 @@ class Mutex {
   Mutex(const Mutex&) = delete;
   Mutex& operator=(const Mutex&) = delete;
 
-  class Awaiter {
-   public:
-    explicit Awaiter(Mutex& mutex) noexcept : mutex_(&mutex), acquire_(mutex.semaphore_.acquire()) {}
-    bool await_ready() noexcept { return acquire_.await_ready(); }
-    bool await_suspend(std::coroutine_handle<> h) { return acquire_.await_suspend(h); }
-    MutexGuard<T> await_resume() noexcept {
-      // A Mutex's semaphore is never closed, so the acquire always succeeds.
-      return MutexGuard<T>{std::move(acquire_.await_resume()).value(), mutex_->value_};
-    }
-
-   private:
-    Mutex* mutex_;
-    Semaphore::Awaiter acquire_;
-  };
-
-  Awaiter lock() noexcept { return Awaiter{*this}; }
-  std::optional<MutexGuard<T>> try_lock() noexcept {
-    auto permit = semaphore_.try_acquire();
-    if (!permit) return std::nullopt;
-    return MutexGuard<T>{std::move(*permit), value_};
-  }
+  detail::GuardAwaiter<MutexGuard<T>, T, 1> lock() noexcept { return {semaphore_, value_}; }
+  std::optional<MutexGuard<T>> try_lock() noexcept { return detail::try_guard<MutexGuard<T>>(semaphore_, value_, 1); }
 
  private:
   Semaphore semaphore_{1};

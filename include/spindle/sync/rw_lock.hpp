@@ -7,38 +7,17 @@
 #include <optional>
 #include <utility>
 
+#include "spindle/sync/mutex.hpp"
 #include "spindle/sync/semaphore.hpp"
 
 namespace spindle {
 
+/// Shared access to an RwLock's data; released on destruction.
 template <class T>
-class RwLock;
-
-/// Shared access; released on destruction.
+using ReadGuard = MutexGuard<const T>;
+/// Exclusive access to an RwLock's data; released on destruction.
 template <class T>
-class ReadGuard {
- public:
-  ReadGuard(Semaphore::Permit permit, const T& value) noexcept : permit_(std::move(permit)), value_(&value) {}
-  const T& operator*() const noexcept { return *value_; }
-  const T* operator->() const noexcept { return value_; }
-
- private:
-  Semaphore::Permit permit_;
-  const T* value_;
-};
-
-/// Exclusive access; released on destruction.
-template <class T>
-class WriteGuard {
- public:
-  WriteGuard(Semaphore::Permit permit, T& value) noexcept : permit_(std::move(permit)), value_(&value) {}
-  T& operator*() const noexcept { return *value_; }
-  T* operator->() const noexcept { return value_; }
-
- private:
-  Semaphore::Permit permit_;
-  T* value_;
-};
+using WriteGuard = MutexGuard<T>;
 
 /// A reader-writer lock owning its data.
 ///
@@ -56,34 +35,13 @@ class RwLock {
   RwLock(const RwLock&) = delete;
   RwLock& operator=(const RwLock&) = delete;
 
-  template <class Guard, std::size_t Permits>
-  class Awaiter {
-   public:
-    explicit Awaiter(RwLock& lock) noexcept : lock_(&lock), acquire_(lock.semaphore_.acquire(Permits)) {}
-    bool await_ready() noexcept { return acquire_.await_ready(); }
-    bool await_suspend(std::coroutine_handle<> h) { return acquire_.await_suspend(h); }
-    Guard await_resume() noexcept {
-      // The semaphore is never closed, so the acquire always succeeds.
-      return Guard{std::move(acquire_.await_resume()).value(), lock_->value_};
-    }
-
-   private:
-    RwLock* lock_;
-    Semaphore::Awaiter acquire_;
-  };
-
-  Awaiter<ReadGuard<T>, 1> read() noexcept { return Awaiter<ReadGuard<T>, 1>{*this}; }
-  Awaiter<WriteGuard<T>, kMaxReaders> write() noexcept { return Awaiter<WriteGuard<T>, kMaxReaders>{*this}; }
-
+  detail::GuardAwaiter<ReadGuard<T>, const T, 1> read() noexcept { return {semaphore_, value_}; }
+  detail::GuardAwaiter<WriteGuard<T>, T, kMaxReaders> write() noexcept { return {semaphore_, value_}; }
   std::optional<ReadGuard<T>> try_read() noexcept {
-    auto permit = semaphore_.try_acquire(1);
-    if (!permit) return std::nullopt;
-    return ReadGuard<T>{std::move(*permit), value_};
+    return detail::try_guard<ReadGuard<T>>(semaphore_, std::as_const(value_), 1);
   }
   std::optional<WriteGuard<T>> try_write() noexcept {
-    auto permit = semaphore_.try_acquire(kMaxReaders);
-    if (!permit) return std::nullopt;
-    return WriteGuard<T>{std::move(*permit), value_};
+    return detail::try_guard<WriteGuard<T>>(semaphore_, value_, kMaxReaders);
   }
 
  private:
