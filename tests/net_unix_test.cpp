@@ -5,6 +5,7 @@
 
 #include <array>
 #include <string>
+#include <thread>
 
 #include "spindle/net/unix_stream.hpp"
 #include "spindle/runtime/runtime.hpp"
@@ -94,6 +95,61 @@ TEST(Unix, ConnectToAMissingPathFails) {
     auto too_long = co_await UnixStream::connect(std::string(200, 'x'));
     EXPECT_FALSE(too_long);
   }());
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Unix, OperationsOnAClosedStreamFailWithEbadf) {
+  Runtime runtime;
+  runtime.block_on([]() -> Task<void> {
+    auto pair = UnixStream::pair();
+    CO_ASSERT(pair);
+    auto& [a, b] = *pair;
+    a.close();
+    std::array<char, 4> buffer;
+    auto n = co_await a.read(buffer);
+    CO_ASSERT(!n);
+    EXPECT_EQ(n.error(), std::errc::bad_file_descriptor);
+    auto w = co_await a.write_all("x");
+    EXPECT_FALSE(w);
+  }());
+}
+
+// Sockets that outlive the runtime they waited on can be used by a later runtime; while that first
+// runtime lives, another runtime cannot take them (its reactor belongs to its own thread).
+TEST(Unix, SocketsOutliveTheirRuntimeButDoNotMoveBetweenLiveOnes) {
+  auto pair = UnixStream::pair();
+  ASSERT_TRUE(pair);
+  auto other = UnixStream::pair();
+  ASSERT_TRUE(other);
+  auto park_once = [](UnixStream& s) -> Task<void> {
+    std::array<char, 1> buffer;
+    (void)co_await spindle::timeout(std::chrono::milliseconds(1), s.read(buffer));  // registers it
+  };
+  {
+    Runtime first;
+    first.block_on(park_once(pair->first));
+    first.block_on(park_once(other->first));  // a second registration, ahead in the reactor's list
+    Runtime second;
+    std::thread([&] {
+      second.block_on([](UnixStream& s) -> Task<void> {
+        std::array<char, 1> buffer;
+        auto n = co_await s.read(buffer);
+        EXPECT_TRUE(!n && n.error() == std::errc::operation_not_supported);
+      }(pair->first));
+    }).join();
+  }
+  other->first.close();  // freed after its runtime: must not disturb the other's links
+  Runtime later;
+  later.block_on([](UnixStream& s, UnixStream& peer) -> Task<void> {
+    EXPECT_TRUE(co_await peer.write_all("z"));
+    std::array<char, 1> buffer;
+    auto n = co_await s.read(buffer);
+    EXPECT_EQ(n.value(), 1u);
+    s.close();
+  }(pair->first, pair->second));
 }
 
 }  // namespace

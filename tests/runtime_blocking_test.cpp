@@ -75,10 +75,10 @@ TEST(SpawnBlocking, ACancelledAwaiterLetsTheJobFinishUnobserved) {
   std::atomic<bool> finished{false};
   runtime.block_on([](std::atomic<bool>& flag) -> Task<void> {
     auto result = co_await spindle::timeout(5ms, spindle::spawn_blocking([&flag] {
-                                               std::this_thread::sleep_for(50ms);
-                                               flag = true;
-                                               return 1;
-                                             }));
+                                              std::this_thread::sleep_for(50ms);
+                                              flag = true;
+                                              return 1;
+                                            }));
     EXPECT_FALSE(result);
   }(finished));
   for (int i = 0; i < 200 && !finished; ++i) std::this_thread::sleep_for(5ms);

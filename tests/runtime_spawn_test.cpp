@@ -215,7 +215,8 @@ TEST(Shutdown, DrainWaitsForTasksToFinish) {
       spawn([](int delay, int& d) -> Task<void> {
         co_await spindle::sleep(std::chrono::milliseconds(delay));
         ++d;
-      }(ms, done)).detach();
+      }(ms, done))
+          .detach();
     co_return;
   }(finished));
   EXPECT_EQ(runtime.live_tasks(), 3u);
@@ -231,7 +232,8 @@ TEST(Shutdown, DrainGivesUpAtTheDeadlineAndTheRestIsCancelled) {
       spawn([](std::shared_ptr<int> keep) -> Task<void> {
         (void)keep;
         co_await spindle::sleep(1h);
-      }(held)).detach();
+      }(held))
+          .detach();
       spawn([]() -> Task<void> { co_await spindle::sleep(5ms); }()).detach();
       co_return;
     }(witness));

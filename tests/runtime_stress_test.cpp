@@ -19,7 +19,6 @@ constexpr long kTasks = 1'000'000;
 // A million tasks alive at the same time, each parked (on one Notify), then all released and joined:
 // every one runs to the end exactly once and nothing stays behind.
 TEST(Stress, AMillionTasksAliveAtOnce) {
-
   Runtime runtime;
   runtime.block_on([](Runtime& rt) -> Task<void> {
     spindle::Notify go;

@@ -2,10 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "spindle/net/unix_stream.hpp"
 #include "spindle/runtime/runtime.hpp"
 #include "spindle/runtime/time.hpp"
 #include "support/co_assert.hpp"
@@ -104,6 +106,32 @@ TEST(Select, DifferentTypes) {
     EXPECT_EQ(std::get<1>(winner), 7);
     auto timer_wins = co_await spindle::select(text_after(1h, "never"), nothing_after(1ms));
     EXPECT_EQ(timer_wins.index(), 1u);
+  }());
+}
+
+}  // namespace
+
+namespace {
+
+// The loser of a select was parked in a read on a socket; once select returns, it is gone and the
+// socket's read slot is free again.
+TEST(Select, LosersAreGoneWhenItReturns) {
+  Runtime runtime;
+  runtime.block_on([]() -> Task<void> {
+    auto pair = spindle::UnixStream::pair();
+    CO_ASSERT(pair);
+    auto& [a, b] = *pair;
+    auto read_one = [](spindle::UnixStream& s) -> Task<std::size_t> {
+      std::array<char, 8> buffer;
+      auto n = co_await s.read(buffer);
+      co_return n.value_or(0);
+    };
+    auto winner = co_await spindle::select(read_one(a), nothing_after(5ms));
+    EXPECT_EQ(winner.index(), 1u);
+    EXPECT_TRUE(co_await b.write_all("hi"));
+    std::array<char, 8> buffer;
+    auto n = co_await a.read(buffer);  // not EBUSY: the loser's parked read was withdrawn
+    EXPECT_EQ(n.value(), 2u);
   }());
 }
 

@@ -45,8 +45,8 @@ TEST(CancellationToken, AcrossThreads) {
   {
     std::vector<std::unique_ptr<spindle_test::RuntimeThread>> workers;
     for (int i = 0; i < 3; ++i) {
-      workers.push_back(std::make_unique<spindle_test::RuntimeThread>(
-          [](CancellationToken t, int& count) -> Task<void> {
+      workers.push_back(
+          std::make_unique<spindle_test::RuntimeThread>([](CancellationToken t, int& count) -> Task<void> {
             co_await t.cancelled();
             static std::mutex m;
             std::lock_guard lock(m);
@@ -95,6 +95,28 @@ TEST(TaskTracker, AbortedAndFailedTasksAreCountedOut) {
     EXPECT_TRUE(waited);
     (void)co_await std::move(throws);
   }());
+}
+
+}  // namespace
+
+namespace {
+
+TEST(CancellationToken, ReachesGrandchildrenAfterTheMiddleTokenIsGone) {
+  CancellationToken root;
+  CancellationToken grandchild = [&] {
+    CancellationToken middle = root.child_token();
+    return middle.child_token();
+  }();  // `middle` is destroyed here
+  root.cancel();
+  EXPECT_TRUE(grandchild.is_cancelled());
+}
+
+TEST(CancellationToken, ManyShortLivedChildrenDoNotAccumulate) {
+  CancellationToken root;
+  for (int i = 0; i < 100'000; ++i) (void)root.child_token();
+  CancellationToken kept = root.child_token();
+  root.cancel();
+  EXPECT_TRUE(kept.is_cancelled());  // and the 100,000 dropped ones were pruned on the way (ASan: no leak)
 }
 
 }  // namespace

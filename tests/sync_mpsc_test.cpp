@@ -24,7 +24,8 @@ TEST(Mpsc, ValuesArriveInOrderAndRecvEndsWhenSendersAreGone) {
     auto [tx, rx] = mpsc::channel<int>(4);
     spindle::spawn([](mpsc::Sender<int> s) -> Task<void> {
       for (int i = 0; i < 100; ++i) EXPECT_TRUE(co_await s.send(i));
-    }(std::move(tx))).detach();
+    }(std::move(tx)))
+        .detach();
     std::vector<int> got;
     while (auto v = co_await rx.recv()) got.push_back(*v);
     std::vector<int> expected(100);
@@ -90,9 +91,10 @@ TEST(Mpsc, ManyProducersAcrossThreadsUnderContention) {
   constexpr long kPerProducer = 20'000;
   std::vector<std::unique_ptr<spindle_test::RuntimeThread>> producers;
   for (int p = 0; p < kProducers; ++p) {
-    producers.push_back(std::make_unique<spindle_test::RuntimeThread>([](mpsc::Sender<long> s, long base) -> Task<void> {
-      for (long i = 0; i < kPerProducer; ++i) EXPECT_TRUE(co_await s.send(base + i));
-    }(tx, p * kPerProducer)));
+    producers.push_back(
+        std::make_unique<spindle_test::RuntimeThread>([](mpsc::Sender<long> s, long base) -> Task<void> {
+          for (long i = 0; i < kPerProducer; ++i) EXPECT_TRUE(co_await s.send(base + i));
+        }(tx, p * kPerProducer)));
   }
   { auto original = std::move(tx); }
   Runtime runtime;
@@ -104,6 +106,26 @@ TEST(Mpsc, ManyProducersAcrossThreadsUnderContention) {
   producers.clear();
   const long n = kProducers * kPerProducer;
   EXPECT_EQ(sum, n * (n - 1) / 2);
+}
+
+}  // namespace
+
+namespace {
+
+// The send task holds a sender of its own: it may outlive the Sender it came from, and the receiver
+// sees the value before the end of the stream.
+TEST(Mpsc, ASendTaskOutlivesItsSender) {
+  Runtime runtime;
+  runtime.block_on([]() -> Task<void> {
+    auto [tx, rx] = mpsc::channel<int>(1);
+    {
+      auto sender = std::move(tx);
+      spindle::spawn(sender.send(7)).detach();
+    }  // the last Sender object is gone before the send task ever ran
+    auto first = co_await rx.recv();
+    EXPECT_EQ(first.value_or(-1), 7);
+    EXPECT_FALSE(co_await rx.recv());
+  }());
 }
 
 }  // namespace

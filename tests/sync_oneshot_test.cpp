@@ -24,7 +24,8 @@ TEST(Oneshot, DeliversOneValue) {
     spindle::spawn([](oneshot::Sender<std::string> sender) -> Task<void> {
       co_await spindle::sleep(1ms);
       EXPECT_TRUE(std::move(sender).send("reply"));
-    }(std::move(tx))).detach();
+    }(std::move(tx)))
+        .detach();
     auto value = co_await rx;
     EXPECT_EQ(value.value(), "reply");
   }());
@@ -57,7 +58,8 @@ TEST(Oneshot, AcrossThreads) {
       co_return;
     }(std::move(tx), round));
     Runtime runtime;
-    const int got = runtime.block_on([](oneshot::Receiver<int>& r) -> Task<int> { co_return (co_await r).value(); }(rx));
+    const int got =
+        runtime.block_on([](oneshot::Receiver<int>& r) -> Task<int> { co_return (co_await r).value(); }(rx));
     EXPECT_EQ(got, round);
   }
 }

@@ -133,7 +133,8 @@ TEST(Mutex, AcrossThreads) {
     spindle_test::RuntimeThread b(worker(counter));
   }
   Runtime runtime;
-  runtime.block_on([](spindle::Mutex<long>& m) -> Task<void> { EXPECT_EQ(*co_await m.lock(), 2 * kIncrements); }(counter));
+  runtime.block_on(
+      [](spindle::Mutex<long>& m) -> Task<void> { EXPECT_EQ(*co_await m.lock(), 2 * kIncrements); }(counter));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <system_error>
 #include <thread>
 
 namespace spindle::detail {
@@ -15,7 +16,12 @@ class BlockingPool {
     // More queued jobs than idle threads to take them: start a thread, unless at the cap.
     if (jobs_.size() > idle_ && threads_ < kMaxBlockingThreads) {
       ++threads_;
-      std::thread([this] { work(); }).detach();
+      try {
+        std::thread([this] { work(); }).detach();
+      } catch (const std::system_error&) {
+        --threads_;  // out of threads: the job waits for one that exists (or the next start)
+        if (threads_ == 0) throw;
+      }
     } else {
       work_available_.notify_one();
     }

@@ -9,8 +9,12 @@ namespace spindle::detail {
 Reactor::Reactor(std::unique_ptr<IoBackend> backend) : backend_(std::move(backend)) {}
 
 Reactor::~Reactor() {
-  for (IoRegistration* registration = registered_; registration != nullptr; registration = registration->next)
+  for (IoRegistration* registration = registered_; registration != nullptr;) {
+    IoRegistration* next = registration->next;
     registration->reactor = nullptr;
+    registration->prev = registration->next = nullptr;
+    registration = next;
+  }
 }
 
 void Reactor::unlink(IoRegistration& registration) noexcept {
@@ -25,10 +29,12 @@ void Reactor::unlink(IoRegistration& registration) noexcept {
 
 std::error_code Reactor::park(IoRegistration& registration, IoDirection direction, IoOp& op) noexcept {
   if (registration.reactor != this) {
-    // First block of this fd, or the socket moved to a task on another runtime: (re)add it here.
-    remove(registration);
+    // A socket belongs to the runtime that first waited on it: moving it to another runtime's thread
+    // would touch that reactor's list from the wrong thread. (A runtime that is gone lets it go.)
+    if (registration.reactor != nullptr) return std::make_error_code(std::errc::operation_not_supported);
     if (std::error_code error = backend_->add(registration.fd, &registration)) return error;
     registration.reactor = this;
+    registration.prev = nullptr;
     registration.next = registered_;
     if (registered_ != nullptr) registered_->prev = &registration;
     registered_ = &registration;

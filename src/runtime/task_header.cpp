@@ -11,20 +11,12 @@ namespace {
 thread_local TaskHeader* t_current_task = nullptr;
 thread_local unsigned t_coop_budget = kCoopBudget;
 
-class CurrentTaskGuard {
- public:
-  explicit CurrentTaskGuard(TaskHeader* task) noexcept : previous_(t_current_task) { t_current_task = task; }
-  ~CurrentTaskGuard() { t_current_task = previous_; }
-  CurrentTaskGuard(const CurrentTaskGuard&) = delete;
-  CurrentTaskGuard& operator=(const CurrentTaskGuard&) = delete;
-
- private:
-  TaskHeader* previous_;
-};
-
 }  // namespace
 
 TaskHeader* current_task() noexcept { return t_current_task; }
+
+CurrentTaskScope::CurrentTaskScope(TaskHeader* task) noexcept : previous_(t_current_task) { t_current_task = task; }
+CurrentTaskScope::~CurrentTaskScope() { t_current_task = previous_; }
 
 bool coop_take() noexcept {
   if (t_current_task == nullptr) return true;  // not inside a task: nothing to be fair to
@@ -82,7 +74,7 @@ void TaskHeader::run() noexcept {
     return;
   }
   {
-    CurrentTaskGuard guard(this);
+    CurrentTaskScope guard(this);
     t_coop_budget = kCoopBudget;
     resume_at_.resume();
   }
@@ -103,7 +95,7 @@ void TaskHeader::cancel_now() noexcept {
   {
     // Destructors of the task's locals run now; they belong to this task (and may, for instance, abort
     // tasks they own), so they run as it.
-    CurrentTaskGuard guard(this);
+    CurrentTaskScope guard(this);
     destroy_coroutines();
   }
   cancelled_outcome_ = true;
@@ -114,12 +106,12 @@ void TaskHeader::complete() noexcept {
   add_ref();  // keep this alive until we are done: the scheduler's reference goes below
   state_.fetch_or(kComplete, std::memory_order_acq_rel);
   if (detached_.load(std::memory_order_acquire)) report_unobserved_exception();
-  Waker joiner;
+  // Woken under the lock: the joiner's awaiter clears its waker under the same lock before its task can
+  // go away, so the task is alive while this wake runs (the rule of every wake source).
   while (join_lock_.test_and_set(std::memory_order_acquire)) {
   }
-  joiner = std::exchange(join_waker_, Waker{});
+  if (Waker joiner = std::exchange(join_waker_, Waker{})) joiner.wake();
   join_lock_.clear(std::memory_order_release);
-  if (joiner) joiner.wake();
   scheduler_->on_task_complete(*this);
   release();
 }

@@ -9,7 +9,7 @@ CancellationToken::CancellationToken() : state_(std::make_shared<State>()) {}
 void CancellationToken::cancel() const { cancel_state(state_); }
 
 void CancellationToken::cancel_state(const std::shared_ptr<State>& state) {
-  std::vector<std::weak_ptr<State>> children;
+  std::vector<std::shared_ptr<State>> children;
   {
     std::lock_guard lock(state->mutex);
     if (state->cancelled) return;
@@ -18,13 +18,23 @@ void CancellationToken::cancel_state(const std::shared_ptr<State>& state) {
     children.swap(state->children);
   }
   // Outside the parent's lock: a child's lock is never taken while holding its parent's, in any path.
-  for (const auto& weak : children)
-    if (auto child = weak.lock()) cancel_state(child);
+  for (const auto& child : children) cancel_state(child);
 }
 
 bool CancellationToken::is_cancelled() const {
   std::lock_guard lock(state_->mutex);
   return state_->cancelled;
+}
+
+// Forgets, through the whole subtree, the states that no token holds any more and that have no children
+// left, so a long-lived parent's list does not grow without bound. Lock order: parent, then child
+// (cancel never holds a parent's lock while taking a child's).
+void CancellationToken::prune_locked(State& state) {
+  std::erase_if(state.children, [](const std::shared_ptr<State>& child) {
+    std::lock_guard child_lock(child->mutex);
+    prune_locked(*child);
+    return child.use_count() == 1 && child->children.empty();
+  });
 }
 
 CancellationToken CancellationToken::child_token() const {
@@ -33,8 +43,10 @@ CancellationToken CancellationToken::child_token() const {
   if (state_->cancelled) {
     child->cancelled = true;
   } else {
-    // Forget children that are gone, so a long-lived parent's list does not grow without bound.
-    std::erase_if(state_->children, [](const std::weak_ptr<State>& weak) { return weak.expired(); });
+    if (state_->children.size() >= state_->prune_at) {
+      prune_locked(*state_);
+      state_->prune_at = std::max<std::size_t>(8, 2 * state_->children.size());
+    }
     state_->children.push_back(child);
   }
   return CancellationToken{std::move(child)};

@@ -92,7 +92,8 @@ class BlockingAwaiter {
 /// Its result (or exception) becomes the co_await's. If the awaiting task is cancelled, the function
 /// still runs to the end (a thread cannot be interrupted), and its result is dropped.
 ///
-///   std::string text = co_await spawn_blocking([path] { return read_whole_file(path); });
+///   auto reading = spawn_blocking([path] { return read_whole_file(path); });
+///   std::string text = co_await std::move(reading);   // bound first: see "GCC 12" in architecture.md
 template <class F>
 detail::BlockingAwaiter<std::invoke_result_t<F>> spawn_blocking(F function) {
   using R = std::invoke_result_t<F>;

@@ -111,11 +111,17 @@ class TimeoutAwaiter {
   static void fire(TimerEntry& entry) noexcept {
     auto* self = static_cast<TimeoutAwaiter*>(entry.owner);
     if (!self->outer_.task->is_waiting()) {
-      current_timers("spindle::timeout").insert(entry);  // deadline already passed: next tick
+      // Deadline passed while the operation's own wake-up is queued: look again at the next tick of
+      // the clock (not of the wheel, which may be far behind during a large time::advance()).
+      entry.deadline = deadline_ticks(now()) + 1;
+      current_timers("spindle::timeout").insert(entry);
       return;
     }
     self->timed_out_ = true;
-    self->inner_ = Task<T>{};
+    {
+      CurrentTaskScope as_owner(self->outer_.task);  // the inner chain's destructors run as its task
+      self->inner_ = Task<T>{};
+    }
     self->outer_.wake();
   }
 

@@ -48,7 +48,10 @@ struct AbortOnDrop {
 
 template <class T>
 value_or_monostate_t<T> value_or_rethrow(Result<value_or_monostate_t<T>, JoinError> outcome) {
-  if (!outcome) std::rethrow_exception(outcome.error().exception);
+  if (!outcome) {
+    if (outcome.error().is_cancelled()) throw std::logic_error("spindle: a task awaited by when_* was cancelled");
+    std::rethrow_exception(outcome.error().exception);
+  }
   return std::move(outcome).value();
 }
 
@@ -104,7 +107,7 @@ Task<std::vector<detail::value_or_monostate_t<T>>> when_all(std::vector<Task<T>>
 }
 
 /// Runs the tasks concurrently until the first finishes: its index and value (its exception is
-/// rethrown). The others are aborted.
+/// rethrown). The others are aborted, and gone by the time it returns.
 ///
 ///   auto [index, reply] = co_await when_any(std::move(replicas));   // fastest replica wins
 template <class T>
@@ -120,25 +123,32 @@ Task<std::pair<std::size_t, detail::value_or_monostate_t<T>>> when_any(std::vect
     }(std::move(tasks[i]), i));
   }
   auto first = co_await racing.join_next();
-  if (!first->has_value()) std::rethrow_exception(first->error().exception);
-  co_return std::move(*first).value();
+  // Abort the others and wait until they are gone: each is destroyed (its pending socket operation
+  // withdrawn, its buffers released) before the caller continues, so nothing of theirs outlives this.
+  racing.abort_all();
+  while (co_await racing.join_next()) {
+  }
+  co_return detail::value_or_rethrow<Indexed>(std::move(*first));
 }
 
 /// when_any over tasks of different types: the winner's value in a variant whose index is the winner's.
+/// The losers are aborted and gone before it returns. An operation that had already finished in a loser
+/// is lost with it (a read's bytes, say): race operations that are safe to cancel, as with Tokio's select!.
 ///
-///   auto winner = co_await select(stream.read(buffer), sleep_task(5s));
-///   if (winner.index() == 1) { /* timed out */ }
+///   auto winner = co_await select(next_job(queue), shutdown_requested(token));
+///   if (winner.index() == 1) co_return;
 template <class... Ts>
 Task<std::variant<detail::value_or_monostate_t<Ts>...>> select(Task<Ts>... tasks) {
   using Variant = std::variant<detail::value_or_monostate_t<Ts>...>;
   std::vector<Task<Variant>> as_variants;
   [&]<std::size_t... I>(std::index_sequence<I...>) {
     (as_variants.push_back([](Task<Ts> task) -> Task<Variant> {
-       auto value = co_await detail::monostate_if_void(std::move(task));
-       co_return Variant{std::in_place_index<I>, std::move(value)};
-     }(std::move(tasks))),
+      auto value = co_await detail::monostate_if_void(std::move(task));
+      co_return Variant{std::in_place_index<I>, std::move(value)};
+    }(std::move(tasks))),
      ...);
-  }(std::index_sequence_for<Ts...>{});
+  }
+  (std::index_sequence_for<Ts...>{});
   std::pair<std::size_t, Variant> winner = co_await when_any(std::move(as_variants));
   co_return std::move(winner.second);
 }

@@ -24,8 +24,12 @@ class CancellationToken {
     std::mutex mutex;
     bool cancelled = false;
     detail::WaiterList waiters;
-    std::vector<std::weak_ptr<State>> children;
+    // Strong references: a child token's state must outlive the child token itself while it has
+    // children of its own, or cancelling the parent would not reach them.
+    std::vector<std::shared_ptr<State>> children;
+    std::size_t prune_at = 8;  // prune the subtree when this many children are listed (amortised O(1))
   };
+  static void prune_locked(State& state);
 
  public:
   CancellationToken();

@@ -117,16 +117,9 @@ class Sender : public detail::SenderBase<T> {
 
   /// Waits for a free slot, then queues `value`; fails (giving it back) once the receiver is gone.
   /// Cancellation-safe: cancelled while waiting, nothing is sent and the value is dropped with the task.
-  Task<Result<void, SendError<T>>> send(T value) {
-    auto channel = this->channel_;  // the task may outlive this Sender object
-    auto slot = co_await channel->capacity.acquire();
-    if (!slot) co_return Err{SendError<T>{std::move(value)}};
-    std::lock_guard lock(channel->mutex);
-    if (channel->receiver_gone) co_return Err{SendError<T>{std::move(value)}};
-    slot->forget();  // the slot travels with the value; the receiver frees it
-    channel->push_locked(std::move(value));
-    co_return Result<void, SendError<T>>{};
-  }
+  /// The returned task holds a sender of its own, so it may outlive this one (and the receiver does not
+  /// see the end of the stream while a send is still on its way).
+  Task<Result<void, SendError<T>>> send(T value) const { return send_as(Sender{*this}, std::move(value)); }
 
   /// Queues `value` if there is a free slot now.
   Result<void, TrySendError<T>> try_send(T value) {
@@ -138,6 +131,18 @@ class Sender : public detail::SenderBase<T> {
     slot->forget();
     channel.push_locked(std::move(value));
     return {};
+  }
+
+ private:
+  static Task<Result<void, SendError<T>>> send_as(Sender self, T value) {
+    auto& channel = *self.channel_;
+    auto slot = co_await channel.capacity.acquire();
+    if (!slot) co_return Err{SendError<T>{std::move(value)}};
+    std::lock_guard lock(channel.mutex);
+    if (channel.receiver_gone) co_return Err{SendError<T>{std::move(value)}};
+    slot->forget();  // the slot travels with the value; the receiver frees it
+    channel.push_locked(std::move(value));
+    co_return Result<void, SendError<T>>{};
   }
 };
 
@@ -164,7 +169,7 @@ class Receiver {
  public:
   explicit Receiver(std::shared_ptr<detail::Channel<T>> channel) noexcept : channel_(std::move(channel)) {}
   Receiver(Receiver&&) noexcept = default;
-  Receiver& operator=(Receiver&&) noexcept = default;
+  Receiver& operator=(Receiver&&) = delete;  // would drop the old channel's receiver without closing it
   ~Receiver() {
     if (!channel_) return;
     std::deque<T> dropped;  // destroyed outside the lock: a value's destructor may use the channel

@@ -78,7 +78,7 @@ class Receiver {
  public:
   explicit Receiver(std::shared_ptr<detail::Shared<T>> shared) noexcept : shared_(std::move(shared)) {}
   Receiver(Receiver&&) noexcept = default;
-  Receiver& operator=(Receiver&&) noexcept = default;
+  Receiver& operator=(Receiver&&) = delete;  // would drop the old channel's receiver without telling it
   ~Receiver() {
     if (!shared_) return;
     std::lock_guard lock(shared_->mutex);

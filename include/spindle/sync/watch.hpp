@@ -37,7 +37,7 @@ class Sender {
  public:
   explicit Sender(std::shared_ptr<detail::Shared<T>> shared) noexcept : shared_(std::move(shared)) {}
   Sender(Sender&&) noexcept = default;
-  Sender& operator=(Sender&&) noexcept = default;
+  Sender& operator=(Sender&&) = delete;  // would drop the old channel's sender without telling receivers
   ~Sender() {
     if (!shared_) return;
     std::lock_guard lock(shared_->mutex);
@@ -70,8 +70,10 @@ class Sender {
 template <class T>
 class Receiver {
  public:
-  explicit Receiver(std::shared_ptr<detail::Shared<T>> shared) noexcept
-      : shared_(std::move(shared)), seen_(shared_->version) {}
+  explicit Receiver(std::shared_ptr<detail::Shared<T>> shared) : shared_(std::move(shared)) {
+    std::lock_guard lock(shared_->mutex);
+    seen_ = shared_->version;
+  }
 
   /// A copy of the current value, which marks it seen.
   T borrow_and_update() {
@@ -128,7 +130,7 @@ class Receiver {
 
  private:
   std::shared_ptr<detail::Shared<T>> shared_;
-  std::uint64_t seen_;
+  std::uint64_t seen_ = 0;
 };
 
 template <class T>

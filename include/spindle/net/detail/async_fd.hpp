@@ -41,11 +41,17 @@ class AsyncFd {
 
   int fd() const noexcept { return registration_ ? registration_->fd : -1; }
   bool is_open() const noexcept { return registration_ != nullptr; }
-  IoRegistration& registration() const noexcept { return *registration_; }
+  /// The registration, or for a closed socket one whose fd is -1, so that an operation on a closed
+  /// socket fails with EBADF instead of crashing.
+  IoRegistration& registration() const noexcept { return registration_ ? *registration_ : closed_registration(); }
   /// Removes the fd from its reactor and closes it.
   void close() noexcept;
 
  private:
+  static IoRegistration& closed_registration() noexcept {
+    thread_local IoRegistration closed;  // fd -1: every syscall on it is EBADF, never EAGAIN
+    return closed;
+  }
   std::unique_ptr<IoRegistration> registration_;
 };
 

@@ -48,6 +48,19 @@ inline constexpr unsigned kCoopBudget = 128;
 /// Takes one unit of the running task's budget; false once it is spent (the caller must yield).
 bool coop_take() noexcept;
 
+/// Makes `task` the current task for its lifetime: destructors that run when a task's coroutines are
+/// destroyed from outside it (cancellation, a timeout) belong to that task and must see it as current.
+class CurrentTaskScope {
+ public:
+  explicit CurrentTaskScope(TaskHeader* task) noexcept;
+  ~CurrentTaskScope();
+  CurrentTaskScope(const CurrentTaskScope&) = delete;
+  CurrentTaskScope& operator=(const CurrentTaskScope&) = delete;
+
+ private:
+  TaskHeader* previous_;
+};
+
 /// A waker for the coroutine `h`, which is suspending inside the current task. Awaiters call this from
 /// await_suspend. Awaiting outside a task is a bug: Spindle's awaitables need a runtime.
 Waker make_waker(std::coroutine_handle<> h);
