@@ -39,11 +39,14 @@ int main(int argc, char** argv) {
     const long after = resident_bytes();
     std::printf("tasks=%ld live=%zu rss_delta=%ld bytes_per_task=%.1f\n", n, static_cast<std::size_t>(n),
                 after - before, static_cast<double>(after - before) / static_cast<double>(n));
-    std::printf("frame of sleeper()=%zu bytes, task header=%zu bytes\n", [] {
-      std::vector<Task<void>> keep;
-      keep.push_back(sleeper());
-      return spindle::detail::frame_stats().last_size;
-    }(), sizeof(spindle::detail::SpawnedTask<void>));
+    std::printf(
+        "frame of sleeper()=%zu bytes, task header=%zu bytes\n",
+        [] {
+          std::vector<Task<void>> keep;
+          keep.push_back(sleeper());
+          return spindle::detail::frame_stats().last_size;
+        }(),
+        sizeof(spindle::detail::SpawnedTask<void>));
   }(tasks));
   std::fflush(stdout);
   std::_Exit(0);  // skip tearing down a million tasks: the measurement is done

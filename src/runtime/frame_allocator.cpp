@@ -29,7 +29,7 @@ thread_local ThreadFrameCache t_cache;
 [[maybe_unused]] void* refill(ThreadFrameCache& cache, std::size_t index) {
   const std::size_t block = class_bytes(index);
   const std::size_t count = kFrameSlabBytes / block;
-  auto* slab = static_cast<std::byte*>(::operator new(count * block));
+  auto* slab = static_cast<std::byte*>(::operator new(count* block));
   for (std::size_t i = 1; i < count; ++i) cache.heads[index] = new (slab + i * block) FreeBlock{cache.heads[index]};
   return slab;
 }

@@ -36,14 +36,14 @@ std::size_t drain(RuntimeCore& core, std::chrono::nanoseconds limit);
 /// Counters of a runtime's activity since it started (for /metrics and debugging). Cheap to read from
 /// any thread; each is exact for the runtime's own thread and may lag by a few events for others.
 struct RuntimeMetrics {
-  std::size_t live_tasks = 0;           ///< spawned and not finished
-  std::uint64_t polls = 0;              ///< task turns (resumptions) run
-  std::uint64_t parks = 0;              ///< times the loop slept in the reactor
-  std::uint64_t io_completions = 0;     ///< socket operations finished by the reactor
-  std::uint64_t timers_fired = 0;       ///< timers that expired
-  std::uint64_t remote_schedules = 0;   ///< tasks woken or spawned from other threads
-  std::size_t blocking_threads = 0;     ///< threads of the (process-wide) blocking pool
-  std::size_t blocking_queue_depth = 0; ///< jobs waiting for a blocking thread
+  std::size_t live_tasks = 0;            ///< spawned and not finished
+  std::uint64_t polls = 0;               ///< task turns (resumptions) run
+  std::uint64_t parks = 0;               ///< times the loop slept in the reactor
+  std::uint64_t io_completions = 0;      ///< socket operations finished by the reactor
+  std::uint64_t timers_fired = 0;        ///< timers that expired
+  std::uint64_t remote_schedules = 0;    ///< tasks woken or spawned from other threads
+  std::size_t blocking_threads = 0;      ///< threads of the (process-wide) blocking pool
+  std::size_t blocking_queue_depth = 0;  ///< jobs waiting for a blocking thread
 };
 
 /// A handle to a runtime, to spawn onto it from another thread. Valid while the runtime lives.

@@ -25,18 +25,24 @@ class WaiterList {
   void push_back(SyncWaiter& waiter) noexcept {
     waiter.prev = tail_;
     waiter.next = nullptr;
-    if (tail_ != nullptr) tail_->next = &waiter;
-    else head_ = &waiter;
+    if (tail_ != nullptr)
+      tail_->next = &waiter;
+    else
+      head_ = &waiter;
     tail_ = &waiter;
     waiter.queued = true;
   }
 
   void remove(SyncWaiter& waiter) noexcept {
     if (!waiter.queued) return;
-    if (waiter.prev != nullptr) waiter.prev->next = waiter.next;
-    else head_ = waiter.next;
-    if (waiter.next != nullptr) waiter.next->prev = waiter.prev;
-    else tail_ = waiter.prev;
+    if (waiter.prev != nullptr)
+      waiter.prev->next = waiter.next;
+    else
+      head_ = waiter.next;
+    if (waiter.next != nullptr)
+      waiter.next->prev = waiter.prev;
+    else
+      tail_ = waiter.prev;
     waiter.prev = waiter.next = nullptr;
     waiter.queued = false;
   }
