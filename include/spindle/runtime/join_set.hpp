@@ -41,7 +41,7 @@ class JoinSet {
   /// Spawns `task` into the set.
   void spawn(Task<T> task) {
     const std::uint64_t id = next_id_++;
-    tasks_.emplace(id, spindle::spawn(report_when_done(std::move(task), Reporter{shared_, id})));
+    tasks_.emplace(id, spindle::spawn(detail::with_guard(std::move(task), Reporter{shared_, id})));
   }
 
   /// The outcome of the next task to finish, or nullopt once the set is empty.
@@ -78,9 +78,7 @@ class JoinSet {
     Notify ready;
   };
 
-  // Reports the id when the task ends, however it ends: returning, throwing, or destroyed by abort()
-  // (even before its first run). Passed as a parameter and moved into a local at the start, so it fires
-  // when the body ends, or when the frame is destroyed if the body never ran.
+  // Reports the id when the task ends, however it ends (run under detail::with_guard).
   struct Reporter {
     std::shared_ptr<Shared> shared;
     std::uint64_t id;
@@ -95,15 +93,6 @@ class JoinSet {
       shared->ready.notify_one();
     }
   };
-
-  static Task<T> report_when_done(Task<T> task, Reporter ticket) {
-    Reporter reporter = std::move(ticket);
-    if constexpr (std::is_void_v<T>) {
-      co_await std::move(task);
-    } else {
-      co_return co_await std::move(task);
-    }
-  }
 
   std::shared_ptr<Shared> shared_;
   std::unordered_map<std::uint64_t, JoinHandle<T>> tasks_;

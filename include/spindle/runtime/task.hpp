@@ -152,6 +152,21 @@ Task<T> TaskPromise<T>::get_return_object() noexcept {
 inline Task<void> TaskPromise<void>::get_return_object() noexcept {
   return Task<void>{std::coroutine_handle<TaskPromise<void>>::from_promise(*this)};
 }
+/// Runs `task` while holding `guard`, whose destructor then fires exactly once however the task ends:
+/// it returns, throws, or is destroyed by a cancellation, even before its first run. The guard travels as
+/// a parameter (so a frame destroyed unstarted still destroys it) and is moved into a local at the start
+/// (so a task that ran releases it as its body ends, not when its frame is freed later). Guard must be
+/// movable, its moved-from state inert. Used by JoinSet and TaskTracker.
+template <class T, class Guard>
+Task<T> with_guard(Task<T> task, Guard guard) {
+  Guard held = std::move(guard);
+  if constexpr (std::is_void_v<T>) {
+    co_await std::move(task);
+  } else {
+    co_return co_await std::move(task);
+  }
+}
+
 template <class A>
 struct AwaitResult {
   using type = decltype(std::declval<A>().await_resume());

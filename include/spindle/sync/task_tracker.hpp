@@ -51,7 +51,7 @@ class TaskTracker {
       std::lock_guard lock(state_->mutex);
       ++state_->active;
     }
-    return tracked(std::move(task), Untrack{state_});
+    return detail::with_guard(std::move(task), Untrack{state_});
   }
 
   /// No more tasks are expected: wait() completes once the count reaches zero. Tasks may still be
@@ -101,9 +101,7 @@ class TaskTracker {
   Awaiter wait() const noexcept { return Awaiter{state_}; }
 
  private:
-  // Drops the count when destroyed. It travels as a parameter, so a task destroyed before it ever ran
-  // still drops it, and is moved into a local at the start, so a task that ran drops it as its body ends
-  // (on return, on an exception, or on abort), not when its frame is freed later.
+  // Drops the count when the tracked task ends, however it ends (run under detail::with_guard).
   struct Untrack {
     std::shared_ptr<State> state;
     Untrack(std::shared_ptr<State> s) noexcept : state(std::move(s)) {}
@@ -115,16 +113,6 @@ class TaskTracker {
       state->wake_if_done_locked();
     }
   };
-
-  template <class T>
-  static Task<T> tracked(Task<T> task, Untrack ticket) {
-    Untrack untrack = std::move(ticket);
-    if constexpr (std::is_void_v<T>) {
-      co_await std::move(task);
-    } else {
-      co_return co_await std::move(task);
-    }
-  }
 
   std::shared_ptr<State> state_;
 };
