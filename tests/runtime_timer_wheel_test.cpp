@@ -26,9 +26,10 @@ struct TestTimer {
     wanted = deadline;
     entry.deadline = deadline;
     entry.owner = this;
-    entry.on_fire = [](TimerEntry& e) noexcept {
+    entry.on_fire = [](TimerEntry& e) noexcept -> bool {
       auto* self = static_cast<TestTimer*>(e.owner);
       self->recorder->fired.push_back(self->recorder->wheel->elapsed());
+      return false;
     };
     wheel.insert(entry);
   }
@@ -132,11 +133,12 @@ TEST(TimerWheel, RandomisedAgainstASortedModel) {
   std::uint64_t now = 0;
   std::vector<std::uint64_t> fired_at(kTimers, 0);
   for (int i = 0; i < kTimers; ++i) {
-    timers[i].entry.on_fire = [](TimerEntry& e) noexcept {
+    timers[i].entry.on_fire = [](TimerEntry& e) noexcept -> bool {
       auto* self = static_cast<TestTimer*>(e.owner);
       self->recorder->fired.push_back(self->wanted);
       // Record in `wanted`'s place the wheel time, via the recorder's last entry.
       self->wanted = self->recorder->wheel->elapsed() | (std::uint64_t{1} << 63);
+      return false;
     };
   }
   while (wheel.size() > 0) {

@@ -70,11 +70,11 @@ void BM_TimerInsertCancel(benchmark::State& state) {
   std::uint64_t spread = 0;
   for (auto& t : timers) {  // background timers, so the wheel is not empty
     t.entry.deadline = 1 + (spread++ * 7919) % 3'600'000;
-    t.entry.on_fire = [](spindle::detail::TimerEntry&) noexcept {};
+    t.entry.on_fire = [](spindle::detail::TimerEntry&) noexcept { return false; };
     wheel.insert(t.entry);
   }
   BenchTimer timer;
-  timer.entry.on_fire = [](spindle::detail::TimerEntry&) noexcept {};
+  timer.entry.on_fire = [](spindle::detail::TimerEntry&) noexcept { return false; };
   for (auto _ : state) {
     timer.entry.deadline = wheel.elapsed() + 30'000;
     wheel.insert(timer.entry);
@@ -91,7 +91,10 @@ void BM_TimerInsertFire(benchmark::State& state) {
   std::vector<BenchTimer> timers(kTimers);
   for (auto& t : timers) {
     t.entry.owner = &t;
-    t.entry.on_fire = [](spindle::detail::TimerEntry& e) noexcept { ++static_cast<BenchTimer*>(e.owner)->fired; };
+    t.entry.on_fire = [](spindle::detail::TimerEntry& e) noexcept {
+      ++static_cast<BenchTimer*>(e.owner)->fired;
+      return false;
+    };
   }
   spindle::detail::TimerWheel wheel;
   for (auto _ : state) {

@@ -2,16 +2,15 @@
 
 #include <unistd.h>
 
+#include <utility>
+
 namespace spindle::detail {
 
-AsyncFd::AsyncFd(int fd) : registration_(std::make_unique<IoRegistration>()) { registration_->fd = fd; }
-
 void AsyncFd::close() noexcept {
-  if (!registration_) return;
-  Reactor::abort_parked(*registration_, std::make_error_code(std::errc::operation_canceled));
-  Reactor::remove(*registration_);
+  if (registration_ == nullptr) return;
+  Reactor::deregister(*registration_);
   ::close(registration_->fd);
-  registration_.reset();
+  std::exchange(registration_, nullptr)->release();
 }
 
 std::optional<IoResult<AcceptedFd>> AcceptAwaiter::attempt() noexcept {

@@ -81,7 +81,7 @@ class RuntimeCore final : public Scheduler {
     local_.clear();
   }
 
-  void schedule(TaskHeader& task) noexcept override {
+  void schedule(TaskHeader& task, ScheduleHint) noexcept override {
     if (current_context() == &context_) {
       local_.push(task);
       return;

@@ -80,18 +80,32 @@ std::uint64_t signal_deliveries(int signal) noexcept {
 
 SignalDriver::SignalDriver(Reactor& reactor) noexcept : reactor_(reactor) {
   op_.perform = &SignalDriver::on_pipe_readable;
-  op_.driver = this;
+  op_.abort = [](IoOp&, std::error_code) noexcept {};
 }
 
 SignalDriver::~SignalDriver() {
-  if (watching_) Reactor::remove(pipe_);
+  if (pipe_ == nullptr) return;
+  Reactor::deregister(*pipe_);
+  pipe_->release();  // the parked watcher's reference
+  pipe_->release();  // ours; the pipe itself stays open for the other runtimes
 }
 
 std::error_code SignalDriver::watch() {
-  if (watching_) return {};
-  pipe_.fd = globals().pipe_read;  // set: a listener exists, so a handler was installed
-  if (std::error_code error = reactor_.park(pipe_, IoDirection::read, op_)) return error;
-  watching_ = true;
+  std::lock_guard lock(watch_mutex_);
+  if (pipe_ != nullptr) return {};
+  // pipe_read is set: a listener exists, so a handler was installed.
+  IoRegistration* pipe = IoRegistration::create(globals().pipe_read);
+  for (;;) {
+    const std::uint32_t observed = pipe->readiness(IoDirection::read).load(std::memory_order_acquire);
+    IoResult<Reactor::Parked> parked = reactor_.park(*pipe, IoDirection::read, op_, observed);
+    if (!parked) {
+      Reactor::deregister(*pipe);
+      pipe->release();
+      return parked.error();
+    }
+    if (*parked == Reactor::Parked::yes) break;
+  }
+  pipe_ = pipe;
   return {};
 }
 
@@ -138,10 +152,9 @@ void unpark_signal_waiter(SignalWaiter& waiter) noexcept {
   if (waiter.parked) unlink_locked(list, waiter);
 }
 
-bool SignalDriver::on_pipe_readable(IoOp& op) noexcept {
-  SignalDriver* self = static_cast<PipeOp&>(op).driver;
+bool SignalDriver::on_pipe_readable(IoOp&) noexcept {
   std::array<char, 64> drain;
-  while (::read(self->pipe_.fd, drain.data(), drain.size()) > 0) {
+  while (::read(globals().pipe_read, drain.data(), drain.size()) > 0) {
   }
   WaiterList& list = waiters();
   std::lock_guard lock(list.mutex);

@@ -31,15 +31,14 @@ Waker make_waker(std::coroutine_handle<> h) {
   return Waker{task, h};
 }
 
-void TaskHeader::wake(std::coroutine_handle<> resume_at) noexcept {
-  // The resume point is published by the release in the CAS below and read by run() after its acquire.
-  resume_at_ = resume_at;
+void TaskHeader::schedule_claimed() noexcept {
+  // The wake point was published by the claim (acq_rel); the run that takes it acquires the state below.
   std::uint32_t state = state_.load(std::memory_order_acquire);
   for (;;) {
     if ((state & (kComplete | kScheduled)) != 0) return;
     const std::uint32_t next = (state & kRunning) != 0 ? (state | kNotified) : (state | kScheduled);
     if (state_.compare_exchange_weak(state, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
-      if ((next & kScheduled) != 0) scheduler_->schedule(*this);
+      if ((next & kScheduled) != 0) scheduler_->schedule(*this, ScheduleHint::woken);
       return;
     }
   }
@@ -47,7 +46,7 @@ void TaskHeader::wake(std::coroutine_handle<> resume_at) noexcept {
 
 void TaskHeader::schedule_first_run() noexcept {
   state_.fetch_or(kScheduled, std::memory_order_acq_rel);
-  scheduler_->schedule(*this);
+  scheduler_->schedule(*this, ScheduleHint::spawned);
 }
 
 void TaskHeader::request_abort() noexcept {
@@ -58,7 +57,7 @@ void TaskHeader::request_abort() noexcept {
     const bool must_queue = (state & (kScheduled | kRunning)) == 0;
     if (must_queue) next |= kScheduled;
     if (state_.compare_exchange_weak(state, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
-      if (must_queue) scheduler_->schedule(*this);
+      if (must_queue) scheduler_->schedule(*this, ScheduleHint::woken);
       return;
     }
   }
@@ -73,10 +72,11 @@ void TaskHeader::run() noexcept {
     cancel_now();
     return;
   }
-  {
+  // Null when the wake that queued this run was taken back (retract_wake): nothing to resume.
+  if (void* resume_at = wake_point_.exchange(nullptr, std::memory_order_acq_rel)) {
     CurrentTaskScope guard(this);
     t_coop_budget = kCoopBudget;
-    resume_at_.resume();
+    std::coroutine_handle<>::from_address(resume_at).resume();
   }
   if (root_finished_) {
     complete();
@@ -88,7 +88,8 @@ void TaskHeader::run() noexcept {
     next = state & ~(kRunning | kNotified);
     if ((state & (kNotified | kCancelled)) != 0) next |= kScheduled;
   } while (!state_.compare_exchange_weak(state, next, std::memory_order_acq_rel, std::memory_order_acquire));
-  if ((next & kScheduled) != 0) scheduler_->schedule(*this);
+  // Woken while it ran (or it yielded): behind the other queued tasks, never in a LIFO slot.
+  if ((next & kScheduled) != 0) scheduler_->schedule(*this, ScheduleHint::yielded);
 }
 
 void TaskHeader::cancel_now() noexcept {

@@ -41,12 +41,22 @@ void unlink_from(TimerEntry*& head, TimerEntry& entry) {
 }  // namespace
 
 void TimerEntry::disarm() noexcept {
-  if (wheel != nullptr) wheel->remove(*this);
+  if (home != nullptr) home->remove(*this);
 }
 
 void TimerWheel::insert(TimerEntry& entry) noexcept {
+  auto guard = lock();
+  insert_locked(entry);
+  if (entry.deadline < driver_sleeps_until_ && wake_driver_ != nullptr) {
+    driver_sleeps_until_ = kDriverAwake;  // one wake-up is enough: the driver recomputes its deadline
+    wake_driver_(wake_context_);
+  }
+}
+
+void TimerWheel::insert_locked(TimerEntry& entry) noexcept {
   if (entry.deadline <= elapsed_) entry.deadline = elapsed_ + 1;
   if (entry.deadline - elapsed_ > kMaxTicks) entry.deadline = elapsed_ + kMaxTicks;
+  entry.home = this;
   entry.wheel = this;
   ++size_;
   link(entry, level_for(elapsed_, entry.deadline));
@@ -61,6 +71,11 @@ void TimerWheel::link(TimerEntry& entry, unsigned level) noexcept {
 }
 
 void TimerWheel::remove(TimerEntry& entry) noexcept {
+  auto guard = lock();
+  remove_locked(entry);
+}
+
+void TimerWheel::remove_locked(TimerEntry& entry) noexcept {
   if (entry.wheel != this) return;
   if (entry.level == kPendingLevel) {
     unlink_from(pending_, entry);
@@ -93,6 +108,23 @@ std::optional<TimerWheel::Expiration> TimerWheel::next_expiration() const noexce
 }
 
 std::optional<std::uint64_t> TimerWheel::next_deadline() const noexcept {
+  auto guard = lock();
+  return next_deadline_locked();
+}
+
+std::optional<std::uint64_t> TimerWheel::sleep_until_next_deadline() noexcept {
+  auto guard = lock();
+  const std::optional<std::uint64_t> next = next_deadline_locked();
+  driver_sleeps_until_ = next.value_or(kDriverAwake - 1);
+  return next;
+}
+
+void TimerWheel::driver_awake() noexcept {
+  auto guard = lock();
+  driver_sleeps_until_ = kDriverAwake;
+}
+
+std::optional<std::uint64_t> TimerWheel::next_deadline_locked() const noexcept {
   if (pending_ != nullptr) return elapsed_;
   if (auto expiration = next_expiration()) return expiration->deadline;
   return std::nullopt;
@@ -116,16 +148,18 @@ void TimerWheel::process(const Expiration& expiration) noexcept {
 }
 
 std::size_t TimerWheel::advance_to(std::uint64_t now) noexcept {
+  auto guard = lock();
   std::size_t fired = 0;
   for (;;) {
-    // Fire what has expired before looking further: an on_fire may arm or cancel other timers.
+    // Fire what has expired before looking further. on_fire runs under the lock: an awaiter disarming
+    // its timer on another thread waits for it, so the awaiter outlives the call.
     while (pending_ != nullptr) {
       TimerEntry& entry = *pending_;
       unlink_from(pending_, entry);
       entry.wheel = nullptr;
       --size_;
       ++fired;
-      entry.on_fire(entry);
+      if (entry.on_fire(entry)) insert_locked(entry);
     }
     const auto expiration = next_expiration();
     if (!expiration || expiration->deadline > now) break;

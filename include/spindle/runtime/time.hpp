@@ -49,7 +49,10 @@ class [[nodiscard]] Sleep {
   void await_resume() const noexcept {}
 
  private:
-  static void fire(detail::TimerEntry& entry) noexcept { static_cast<Sleep*>(entry.owner)->waker_.wake(); }
+  static bool fire(detail::TimerEntry& entry) noexcept {
+    static_cast<Sleep*>(entry.owner)->waker_.wake();
+    return false;
+  }
 
   detail::TimerEntry entry_;
   detail::Waker waker_;
@@ -74,10 +77,16 @@ struct TimedOut {
 
 namespace detail {
 
-/// Runs `inner` as part of the awaiting task, racing a timer. If the timer wins while the task waits,
-/// the inner coroutines are destroyed (their awaiters deregister, so the operation is cancelled cleanly)
-/// and the awaiter resumes with TimedOut. If the timer fires while the task is already queued to run (the
-/// operation's event came in the same tick), the operation gets one more tick: the timer re-arms.
+/// Runs `inner` as part of the awaiting task, racing a timer. The task has one wake point and the first
+/// wake of a suspension takes it (task_header.hpp), which settles the race on any thread:
+/// - the timer fires first: it wakes the task at the outer coroutine (this awaiter's await_resume), which
+///   destroys the inner coroutines (their awaiters deregister, so the operation is cancelled cleanly)
+///   and returns TimedOut. A socket read parked meanwhile cannot complete: the reactor claims the wake
+///   point before it performs a read, and finds it taken;
+/// - the operation's wake-up came first (same tick, or another thread): the timer finds the point taken
+///   and re-arms for the next tick, so a finished operation is not cut short;
+/// - the timer fires while the task runs and the operation then finishes in that same run: the result
+///   wins, and await_resume takes back the timer's wake-up.
 template <class T>
 class TimeoutAwaiter {
  public:
@@ -97,8 +106,14 @@ class TimeoutAwaiter {
     return inner_.handle();  // the operation is polled once even if the deadline has passed, as in Tokio
   }
   Result<T, TimedOut> await_resume() {
-    entry_.disarm();
-    if (timed_out_) return Err{TimedOut{}};
+    entry_.disarm();  // from here on the timer cannot fire: fired_ is settled (written under the wheel's lock)
+    if (fired_) {
+      if (!inner_.handle().done()) {
+        inner_ = Task<T>{};  // runs as this task: we are inside it
+        return Err{TimedOut{}};
+      }
+      outer_.task->retract_wake(outer_.resume_at);
+    }
     if constexpr (std::is_void_v<T>) {
       inner_.handle().promise().take_result();
       return {};
@@ -108,28 +123,24 @@ class TimeoutAwaiter {
   }
 
  private:
-  static void fire(TimerEntry& entry) noexcept {
+  static bool fire(TimerEntry& entry) noexcept {
     auto* self = static_cast<TimeoutAwaiter*>(entry.owner);
-    if (!self->outer_.task->is_waiting()) {
-      // Deadline passed while the operation's own wake-up is queued: look again at the next tick of
-      // the clock (not of the wheel, which may be far behind during a large time::advance()).
+    if (!self->outer_.task->claim_wake(self->outer_.resume_at)) {
+      // The operation's own wake-up is queued: look again at the next tick of the clock (not of the
+      // wheel, which may be far behind during a large time::advance()).
       entry.deadline = deadline_ticks(now()) + 1;
-      current_timers("spindle::timeout").insert(entry);
-      return;
+      return true;
     }
-    self->timed_out_ = true;
-    {
-      CurrentTaskScope as_owner(self->outer_.task);  // the inner chain's destructors run as its task
-      self->inner_ = Task<T>{};
-    }
-    self->outer_.wake();
+    self->fired_ = true;
+    self->outer_.task->schedule_claimed();
+    return false;
   }
 
   TimerEntry entry_;
   Task<T> inner_;
   Waker outer_;
   Instant deadline_;
-  bool timed_out_ = false;
+  bool fired_ = false;
 };
 
 template <class A>

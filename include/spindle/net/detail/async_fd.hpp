@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <coroutine>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
@@ -26,12 +27,12 @@ namespace spindle::detail {
 class AsyncFd {
  public:
   AsyncFd() noexcept = default;
-  explicit AsyncFd(int fd);
-  AsyncFd(AsyncFd&&) noexcept = default;
+  explicit AsyncFd(int fd) : registration_(IoRegistration::create(fd)) {}
+  AsyncFd(AsyncFd&& other) noexcept : registration_(std::exchange(other.registration_, nullptr)) {}
   AsyncFd& operator=(AsyncFd&& other) noexcept {
     if (this != &other) {
       close();
-      registration_ = std::move(other.registration_);
+      registration_ = std::exchange(other.registration_, nullptr);
     }
     return *this;
   }
@@ -39,20 +40,23 @@ class AsyncFd {
   AsyncFd& operator=(const AsyncFd&) = delete;
   ~AsyncFd() { close(); }
 
-  int fd() const noexcept { return registration_ ? registration_->fd : -1; }
+  int fd() const noexcept { return registration_ != nullptr ? registration_->fd : -1; }
   bool is_open() const noexcept { return registration_ != nullptr; }
   /// The registration, or for a closed socket one whose fd is -1, so that an operation on a closed
   /// socket fails with EBADF instead of crashing.
-  IoRegistration& registration() const noexcept { return registration_ ? *registration_ : closed_registration(); }
-  /// Removes the fd from its reactor and closes it.
+  IoRegistration& registration() const noexcept {
+    return registration_ != nullptr ? *registration_ : closed_registration();
+  }
+  /// Ends the operations parked on the fd (ECANCELED), removes it from its reactor and closes it.
   void close() noexcept;
 
  private:
   static IoRegistration& closed_registration() noexcept {
-    thread_local IoRegistration closed;  // fd -1: every syscall on it is EBADF, never EAGAIN
-    return closed;
+    // fd -1: every syscall on it is EBADF, never EAGAIN, so nothing ever parks on it or changes it.
+    static IoRegistration* const closed = IoRegistration::create(-1);
+    return *closed;
   }
-  std::unique_ptr<IoRegistration> registration_;
+  IoRegistration* registration_ = nullptr;
 };
 
 /// An awaitable syscall on a registered fd. Derived provides `std::optional<IoResult<T>> attempt()`:
@@ -71,32 +75,49 @@ class IoAwaiter : private IoOp {
   }
   IoAwaiter& operator=(IoAwaiter&&) = delete;
   ~IoAwaiter() {
-    if (parked_) Reactor::unpark(*registration_, Direction, *this);
+    if (parked_) {
+      Reactor::unpark(*registration_, Direction, *this);
+      registration_->release();
+    }
   }
 
   bool await_ready() {
+    observed_ = registration_->readiness(Direction).load(std::memory_order_acquire);
     // Known to be drained (or full) and still open: park without a doomed syscall.
-    if (!ready_flag() && !closed_flag()) return false;
+    if (!ready_or_closed()) return false;
     // Budget spent: go through await_suspend, which does the syscall and then yields.
-    if (!coop_take()) return false;
+    if (!coop_take()) {
+      must_yield_ = true;
+      return false;
+    }
     return try_now();
   }
   bool await_suspend(std::coroutine_handle<> h) {
     waker = make_waker(h);
-    if (!result_ && (ready_flag() || closed_flag()) && try_now()) {
-      waker.wake();  // finished, but the task has had its turn: requeue it behind the others
-      return true;
-    }
     Reactor& reactor = *require_context("spindle socket operation").reactor;
-    if (std::error_code error = reactor.park(*registration_, Direction, *this)) {
-      result_.emplace(Err{error});
-      return false;
+    for (;;) {
+      if (ready_or_closed() && try_now()) {
+        if (!must_yield_) return false;
+        waker.wake();  // finished, but the task has had its turn: requeue it behind the others
+        return true;
+      }
+      IoResult<Reactor::Parked> parked = reactor.park(*registration_, Direction, *this, observed_);
+      if (!parked) {
+        result_.emplace(Err{parked.error()});
+        return false;
+      }
+      if (*parked == Reactor::Parked::yes) {
+        parked_ = true;
+        return true;
+      }
+      observed_ = registration_->readiness(Direction).load(std::memory_order_acquire);  // an event came: retry
     }
-    parked_ = true;
-    return true;
   }
   IoResult<T> await_resume() {
-    parked_ = false;
+    if (parked_) {
+      parked_ = false;
+      registration_->release();
+    }
     return std::move(*result_);
   }
 
@@ -110,36 +131,35 @@ class IoAwaiter : private IoOp {
   }
 
  private:
-  bool& ready_flag() noexcept {
-    return Direction == IoDirection::read ? registration_->read_ready : registration_->write_ready;
+  bool ready_or_closed() const noexcept {
+    return (observed_ & IoRegistration::kReady) != 0 ||
+           registration_->closed(Direction).load(std::memory_order_acquire);
   }
-  bool closed_flag() const noexcept {
-    return Direction == IoDirection::read ? registration_->read_closed : registration_->write_closed;
-  }
-  // One try of the syscall; clears the readiness cache when it shows the socket drained or full.
+  // One try of the syscall; clears the readiness cache when it shows the socket drained or full, unless
+  // an event came since observed_ was read.
   bool try_now() noexcept {
     auto& derived = static_cast<Derived&>(*this);
     result_ = derived.attempt();
-    if (!result_ || derived.exhausted_readiness(*result_)) ready_flag() = false;
+    if ((!result_ || derived.exhausted_readiness(*result_)) && registration_->clear_ready(Direction, observed_))
+      observed_ &= ~IoRegistration::kReady;
     return result_.has_value();
   }
-  // The reactor unparks a finished operation itself, so from then on the awaiter must not touch the
-  // registration (the socket may even be closed before the task resumes).
+  // Run by the reactor with the registration locked, while the task is suspended. The reactor unparks a
+  // finished operation itself; the awaiter keeps its reference until it resumes.
   static bool perform_parked(IoOp& op) noexcept {
     auto& self = static_cast<IoAwaiter&>(op);
-    const bool finished = self.try_now();
-    if (finished) self.parked_ = false;
-    return finished;
+    self.observed_ = self.registration_->readiness(Direction).load(std::memory_order_acquire);
+    return self.try_now();
   }
   static void abort_parked(IoOp& op, std::error_code error) noexcept {
-    auto& self = static_cast<IoAwaiter&>(op);
-    self.result_.emplace(Err{error});
-    self.parked_ = false;
+    static_cast<IoAwaiter&>(op).result_.emplace(Err{error});
   }
 
   std::optional<IoResult<T>> result_;
   IoRegistration* registration_;
-  bool parked_ = false;
+  std::uint32_t observed_ = 0;  // the registration's readiness word when the current try began
+  bool parked_ = false;         // holds a reference to the registration; touched only by the task
+  bool must_yield_ = false;
 };
 
 /// Maps a syscall's return value to an attempt() outcome: a value, an error, or "would block".

@@ -10,6 +10,13 @@
 
 namespace spindle::detail {
 
+/// Why a task is being queued; the work-stealing scheduler places it accordingly.
+enum class ScheduleHint {
+  spawned,  ///< a new task: back of the spawning worker's queue
+  woken,    ///< woken by an event: the waking worker's LIFO slot (message passing stays on one thread)
+  yielded,  ///< yielded or woken while it ran: back of the queue, so it cannot starve the others
+};
+
 class Scheduler {
  public:
   Scheduler() = default;
@@ -20,7 +27,7 @@ class Scheduler {
   /// Takes ownership of a new task (it stays listed until it completes) and queues its first run.
   void spawn(TaskHeader& task);
   /// Queues a task to run. Callable from any thread.
-  virtual void schedule(TaskHeader& task) noexcept = 0;
+  virtual void schedule(TaskHeader& task, ScheduleHint hint) noexcept = 0;
   /// Called by a task as it completes: unlists it and drops the scheduler's reference.
   void on_task_complete(TaskHeader& task) noexcept;
   /// Tasks spawned and not yet complete.

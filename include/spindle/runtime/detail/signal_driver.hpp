@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <system_error>
 
+#include <mutex>
+
 #include "spindle/runtime/detail/reactor.hpp"
 #include "spindle/runtime/signal.hpp"
 
@@ -21,15 +23,12 @@ class SignalDriver {
   std::error_code watch();
 
  private:
-  struct PipeOp : IoOp {
-    SignalDriver* driver = nullptr;
-  };
   static bool on_pipe_readable(IoOp& op) noexcept;
 
   Reactor& reactor_;
-  IoRegistration pipe_;
-  PipeOp op_;
-  bool watching_ = false;
+  std::mutex watch_mutex_;  // the workers of a multi-threaded runtime may start watching at once
+  IoRegistration* pipe_ = nullptr;
+  IoOp op_;
 };
 
 /// Adds a waiter to the process-wide list, to be woken (from any runtime) once its signals arrive; or,

@@ -4,9 +4,13 @@
 //
 // Waking. An event (a readable socket, an expired timer, a finished task) wakes a task through a Waker:
 // the header plus the coroutine to resume, which is the innermost coroutine of the chain, the one that
-// suspended. wake() stores that resume point and puts the header on a run queue unless it is already
-// queued or running. A task waits for one thing at a time, so one resume point suffices; timeout() is the
-// one place that waits on two (the operation and its timer) and settles the race itself.
+// suspended. wake() claims the task's wake point for that coroutine and puts the header on a run queue
+// unless it is already queued or running. A task waits for one thing at a time, so one wake point
+// suffices, and the first wake of a suspension wins: a second one (timeout() races its timer against the
+// operation, which may finish on another thread at the same instant) finds the point taken and is
+// dropped. The next run of the task takes the point back (resumes it) and frees it for the next wait.
+// claim_wake() / retract_wake() let a waker hold the point while it finishes its work (the reactor claims
+// before it performs a parked syscall, so a timeout cannot cut short a read that has consumed data).
 //
 // State. The bits follow Tokio's task state: SCHEDULED (in a run queue), RUNNING (a worker is resuming
 // it), NOTIFIED (woken while running: the worker queues it again when the resume returns), CANCELLED
@@ -78,8 +82,24 @@ class TaskHeader {
   TaskHeader(const TaskHeader&) = delete;
   TaskHeader& operator=(const TaskHeader&) = delete;
 
-  /// Resumes `resume_at` on this task's scheduler soon. Idempotent while queued or running.
-  void wake(std::coroutine_handle<> resume_at) noexcept;
+  /// Resumes `resume_at` on this task's scheduler soon, unless this suspension was woken already.
+  void wake(std::coroutine_handle<> resume_at) noexcept {
+    if (claim_wake(resume_at)) schedule_claimed();
+  }
+  /// Takes the wake point for `resume_at`; false if another wake took it first (this one must be dropped).
+  bool claim_wake(std::coroutine_handle<> resume_at) noexcept {
+    void* expected = nullptr;
+    return wake_point_.compare_exchange_strong(expected, resume_at.address(), std::memory_order_acq_rel,
+                                               std::memory_order_acquire);
+  }
+  /// Gives back a claimed wake point without scheduling (the claimer found nothing to wake for), or takes
+  /// back one whose wake-up the task itself no longer needs. True if `resume_at` held it.
+  bool retract_wake(std::coroutine_handle<> resume_at) noexcept {
+    void* expected = resume_at.address();
+    return wake_point_.compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel, std::memory_order_acquire);
+  }
+  /// Queues the task after a successful claim_wake() (or marks it notified if it is running).
+  void schedule_claimed() noexcept;
   /// Queues the first run of a new task (its resume point is the root coroutine, set at construction).
   void schedule_first_run() noexcept;
   /// Asks for cancellation: the task's frames are destroyed at its next turn on the scheduler.
@@ -89,10 +109,6 @@ class TaskHeader {
   /// Destroys the task's coroutines now, without running them: runtime shutdown only.
   void cancel_now() noexcept;
 
-  /// Neither queued nor running nor finished: its coroutines are suspended waiting for an event.
-  bool is_waiting() const noexcept {
-    return (state_.load(std::memory_order_acquire) & (kScheduled | kRunning | kComplete)) == 0;
-  }
   bool is_complete() const noexcept { return (state_.load(std::memory_order_acquire) & kComplete) != 0; }
   bool was_cancelled() const noexcept { return cancelled_outcome_; }
 
@@ -127,7 +143,7 @@ class TaskHeader {
 
  protected:
   explicit TaskHeader(Scheduler& scheduler, std::coroutine_handle<> root) noexcept
-      : scheduler_(&scheduler), resume_at_(root) {}
+      : scheduler_(&scheduler), wake_point_(root.address()) {}
   virtual ~TaskHeader() = default;
 
   /// Destroys the coroutine chain (its awaiters deregister their wakers as they go).
@@ -139,7 +155,8 @@ class TaskHeader {
   void complete() noexcept;
 
   Scheduler* scheduler_;
-  std::coroutine_handle<> resume_at_;
+  // The coroutine the next run resumes (null: not woken since its last run). See claim_wake().
+  std::atomic<void*> wake_point_;
   std::atomic<std::uint32_t> state_{0};
   std::atomic<std::uint32_t> refs_{1};  // the scheduler's reference, dropped when the task completes
   Waker join_waker_;
