@@ -57,6 +57,7 @@ void Scheduler::spawn(TaskHeader& task) {
 }
 
 void Scheduler::on_task_complete(TaskHeader& task) noexcept {
+  std::size_t live_left = 0;
   {
     std::lock_guard lock(owned_mutex_);
     if (task.owned_prev != nullptr)
@@ -65,8 +66,9 @@ void Scheduler::on_task_complete(TaskHeader& task) noexcept {
       owned_head_ = task.owned_next;
     if (task.owned_next != nullptr) task.owned_next->owned_prev = task.owned_prev;
     task.owned_prev = task.owned_next = nullptr;
-    --live_tasks_;
+    live_left = --live_tasks_;
   }
+  task_finished(task, live_left);
   task.release();
 }
 

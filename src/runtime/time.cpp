@@ -51,7 +51,11 @@ void Interval::reset() { next_ = now() + period_; }
 Interval interval(Duration period) { return Interval{now(), period}; }
 
 namespace time {
-void pause() { current_clock("spindle::time::pause").pause(); }
+void pause() {
+  detail::RuntimeContext& context = detail::require_context("spindle::time::pause");
+  if (context.multi_thread) throw std::logic_error("spindle::time::pause needs the current_thread runtime");
+  context.clock->pause();
+}
 void resume() { current_clock("spindle::time::resume").resume(); }
 
 Task<void> advance(Duration by) {

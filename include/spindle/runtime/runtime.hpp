@@ -1,15 +1,12 @@
 #pragma once
-// Runtime: owns a scheduler, a reactor, a timer wheel and a clock, and drives them. This flavor
-// is current_thread: every task runs on the thread that calls block_on(), as Tokio's current_thread
-// runtime. The multi-threaded, work-stealing flavor implements the same detail::Scheduler interface.
+// Runtime: owns a scheduler, a reactor, a timer wheel and a clock, and drives them. Two flavors, as in
+// Tokio:
+// - current_thread: every task runs on the thread that calls block_on() (src/runtime/current_thread.cpp);
+// - multi_thread: worker threads with work stealing share one reactor and timer wheel; block_on() waits
+//   for its task to finish on them (src/runtime/multi_thread.cpp; docs/architecture.md has the design).
 //
-// The loop (detail::RuntimeCore::run_until_complete):
-//   1. run up to event_interval queued tasks, in FIFO order;
-//   2. take in tasks woken from other threads;
-//   3. poll the reactor: without waiting if tasks are queued, else until the next timer is due;
-//   4. fire expired timers;
-// until the task given to block_on() completes. Polling I/O every event_interval tasks even when there is
-// always work keeps a flood of ready tasks from starving sockets (Tokio uses 61, "copied from Go").
+// Either loop runs up to event_interval tasks between two polls of the reactor, so a flood of ready tasks
+// cannot starve sockets (Tokio uses 61, "copied from Go").
 
 #include <chrono>
 #include <cstdint>
@@ -25,25 +22,31 @@ namespace spindle {
 namespace detail {
 class RuntimeCore;
 struct RuntimeOptions {
+  enum class Flavor { current_thread, multi_thread };
+  Flavor flavor = Flavor::current_thread;
+  unsigned worker_threads = 0;  // multi_thread: 0 means one per hardware thread
   bool start_paused = false;
   unsigned event_interval = 61;
 };
 Scheduler& scheduler_of(RuntimeCore& core) noexcept;
 void run_until_complete(RuntimeCore& core, TaskHeader& root);
-std::size_t drain(RuntimeCore& core, std::chrono::nanoseconds limit);
 }  // namespace detail
 
 /// Counters of a runtime's activity since it started (for /metrics and debugging). Cheap to read from
 /// any thread; each is exact for the runtime's own thread and may lag by a few events for others.
 struct RuntimeMetrics {
-  std::size_t live_tasks = 0;            ///< spawned and not finished
-  std::uint64_t polls = 0;               ///< task turns (resumptions) run
-  std::uint64_t parks = 0;               ///< times the loop slept in the reactor
-  std::uint64_t io_completions = 0;      ///< socket operations finished by the reactor
-  std::uint64_t timers_fired = 0;        ///< timers that expired
-  std::uint64_t remote_schedules = 0;    ///< tasks woken or spawned from other threads
-  std::size_t blocking_threads = 0;      ///< threads of the (process-wide) blocking pool
-  std::size_t blocking_queue_depth = 0;  ///< jobs waiting for a blocking thread
+  std::size_t live_tasks = 0;             ///< spawned and not finished
+  std::uint64_t polls = 0;                ///< task turns (resumptions) run
+  std::uint64_t parks = 0;                ///< times the loop slept in the reactor
+  std::uint64_t io_completions = 0;       ///< socket operations finished by the reactor
+  std::uint64_t timers_fired = 0;         ///< timers that expired
+  std::uint64_t remote_schedules = 0;     ///< tasks queued from outside the runtime's threads
+  std::size_t workers = 1;                ///< threads running tasks
+  std::uint64_t steals = 0;               ///< batches of tasks one worker took from another's queue
+  std::uint64_t overflows = 0;            ///< times a full local queue moved half of itself to the injection queue
+  std::size_t injection_queue_depth = 0;  ///< tasks waiting in the shared injection queue
+  std::size_t blocking_threads = 0;       ///< threads of the (process-wide) blocking pool
+  std::size_t blocking_queue_depth = 0;   ///< jobs waiting for a blocking thread
 };
 
 /// A handle to a runtime, to spawn onto it from another thread. Valid while the runtime lives.
@@ -68,17 +71,25 @@ class Handle {
 /// The runtime.
 ///
 ///   int main() {
-///     spindle::Runtime runtime;                 // or Runtime::current_thread().start_paused().build()
+///     spindle::Runtime runtime = spindle::Runtime::multi_thread().build();   // one worker per core
 ///     return runtime.block_on(serve());         // runs serve() and everything it spawns
 ///   }
+///
+/// `Runtime runtime;` is the current_thread flavor (tests: `Runtime::current_thread().start_paused().build()`).
 class Runtime {
  public:
   class Builder {
    public:
+    explicit Builder(detail::RuntimeOptions::Flavor flavor) noexcept { options_.flavor = flavor; }
     /// Starts with the clock paused (deterministic timer tests): time moves only by time::advance(), or
-    /// jumps to the next timer when every task is waiting.
+    /// jumps to the next timer when every task is waiting. current_thread only, as in Tokio.
     Builder& start_paused(bool paused = true) noexcept {
       options_.start_paused = paused;
+      return *this;
+    }
+    /// multi_thread: how many worker threads (default: one per hardware thread).
+    Builder& worker_threads(unsigned count) noexcept {
+      options_.worker_threads = count;
       return *this;
     }
     /// How many tasks run between two polls of the reactor when tasks are always ready.
@@ -86,6 +97,7 @@ class Runtime {
       options_.event_interval = tasks == 0 ? 1 : tasks;
       return *this;
     }
+    /// Throws std::invalid_argument for a paused multi_thread runtime.
     Runtime build() const { return Runtime{options_}; }
 
    private:
@@ -93,7 +105,9 @@ class Runtime {
   };
 
   /// The builder of a runtime whose tasks all run on the thread calling block_on().
-  static Builder current_thread() noexcept { return Builder{}; }
+  static Builder current_thread() noexcept { return Builder{detail::RuntimeOptions::Flavor::current_thread}; }
+  /// The builder of a work-stealing runtime: worker threads run the tasks, block_on() waits for its own.
+  static Builder multi_thread() noexcept { return Builder{detail::RuntimeOptions::Flavor::multi_thread}; }
 
   Runtime() : Runtime(detail::RuntimeOptions{}) {}
   explicit Runtime(const detail::RuntimeOptions& options);

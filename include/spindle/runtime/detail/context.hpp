@@ -16,6 +16,7 @@ struct RuntimeContext {
   TimerWheel* timers = nullptr;
   Clock* clock = nullptr;
   SignalDriver* signals = nullptr;
+  bool multi_thread = false;  // its tasks run on several threads (no paused clock)
 };
 
 /// The context of the runtime this thread is driving, or null.

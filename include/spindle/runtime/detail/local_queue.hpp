@@ -36,19 +36,17 @@ namespace spindle::detail {
 ///
 /// Steal. A stealer takes half, rounded up, of what it sees (tail - real): one steal evens out the load of the
 /// two workers and leaves the owner work of its own. With at most Capacity items the batch is at most
-/// Capacity / 2: that is
-/// why the destination must have half its ring free (counted from its own `steal`, since a third worker may
-/// be copying out of it). The batch goes to the destination's ring except its last item, which the stealer
-/// runs at once; the others are published with one release store of the destination's tail.
+/// Capacity / 2, which is why the destination must have half its ring free (counted from its own `steal`,
+/// since a third worker may be copying out of it). The batch goes to the destination's ring except its last
+/// item, which the stealer runs at once; the others are published with one release store of the
+/// destination's tail.
 ///
 /// Overflow. A full ring with no steal running claims its oldest half with one compare-exchange of head
 /// (real and steal together), exactly like a stealer that never has to release the reservation, then hands
 /// those items and the new one to `overflow`. If a steal is running, that steal is about to free half the
 /// ring, so only the new item goes to `overflow` rather than waiting for it.
 ///
-/// Memory orderings. The slots are std::atomic only so that the concurrent accesses the protocol permits
-/// (a stealer reading a slot while the owner writes another one, a stale read never used) are not data
-/// races; all their loads and stores are relaxed. Order comes from three release/acquire pairs:
+/// Memory orderings. Order comes from three release/acquire pairs on head and tail; the slots take no part:
 ///   1. owner's release store of tail -> acquire load of tail by a stealer (or len()): the slot writes of a
 ///      push happen before any thread that sees the new tail reads those slots.
 ///   2. a stealer's release compare-exchange that ends its steal (steal = real) -> the owner's acquire load
@@ -59,10 +57,17 @@ namespace spindle::detail {
 ///      the tail the owner published before moving `real` is visible to the stealer, which reads tail after
 ///      head, so it never sees real past tail (with wrapping arithmetic that would read as ~2^32 items).
 /// Since every write of head is a read-modify-write, an acquire load of head synchronizes with every earlier
-/// release on head, not only the latest (the writes form one release sequence). The acquire half of the
-/// pop and stealer compare-exchanges is more than the argument above needs; it is kept as in Tokio, where
-/// these orderings are model-checked with loom, and costs nothing on x86 (every lock cmpxchg is a full
-/// barrier). No std::atomic_thread_fence is used: ThreadSanitizer does not model fences.
+/// release on head, not only the latest (the writes form one release sequence). A stealer's claim that fails
+/// needs acquire for pair 3 too, as it retries with the head it got and reads tail after it. The acquire
+/// halves of the other compare-exchanges (pop, a successful claim, ending a steal) are more than the argument
+/// needs; they are kept as in Tokio, whose loom tests exercise these orderings, and cost nothing on x86 (a
+/// lock cmpxchg is a full barrier either way). No std::atomic_thread_fence is used: ThreadSanitizer does not
+/// model fences.
+///
+/// Pairs 1 and 2 order every access to a slot, so no slot is ever read and written at once, and Tokio keeps
+/// plain cells. Here the slots are std::atomic<T*> with relaxed accesses all the same: that is free on the
+/// targets we build for, and a protocol bug that did overlap two accesses would produce a wrong pointer,
+/// which the stress tests' exact counts catch, instead of undefined behaviour.
 template <class T, std::uint32_t Capacity = 256>
 class LocalQueue {
   static_assert(Capacity >= 2 && (Capacity & (Capacity - 1)) == 0, "Capacity must be a power of two, at least 2");
@@ -74,8 +79,7 @@ class LocalQueue {
   LocalQueue() noexcept = default;
   /// Starts every position at `first_index` instead of 0. For tests: a queue that starts just below
   /// UINT32_MAX crosses the u32 wrap in a few hundred operations instead of four billion.
-  explicit LocalQueue(std::uint32_t first_index) noexcept
-      : head_(pack(first_index, first_index)), tail_(first_index) {}
+  explicit LocalQueue(std::uint32_t first_index) noexcept : head_(pack(first_index, first_index)), tail_(first_index) {}
   LocalQueue(const LocalQueue&) = delete;
   LocalQueue& operator=(const LocalQueue&) = delete;
 
@@ -108,9 +112,8 @@ class LocalQueue {
   void push_back_batch(T* const* items, std::size_t count) noexcept {
     if (count == 0) return;
     std::uint32_t tail = tail_.load(std::memory_order_relaxed);
-    const std::uint32_t steal = steal_of(head_.load(std::memory_order_acquire));  // pair 2
+    [[maybe_unused]] const std::uint32_t steal = steal_of(head_.load(std::memory_order_acquire));  // pair 2
     assert(count <= Capacity - (tail - steal) && "push_back_batch: not enough room");
-    (void)steal;
     for (std::size_t i = 0; i < count; ++i, ++tail) buffer_[tail & kMask].store(items[i], std::memory_order_relaxed);
     tail_.store(tail, std::memory_order_release);  // pair 1
   }
@@ -146,12 +149,13 @@ class LocalQueue {
 
     // Claim: move `real` past the batch, keep `steal`, so the slots stay ours until the release below.
     std::uint64_t head = head_.load(std::memory_order_acquire);  // pair 3
-    std::uint32_t first;
-    std::uint32_t n;
+    std::uint32_t first = 0;
+    std::uint32_t n = 0;
     for (;;) {
       const std::uint32_t steal = steal_of(head);
       const std::uint32_t real = real_of(head);
       if (steal != real) return nullptr;  // another stealer is at work
+
       const std::uint32_t tail = tail_.load(std::memory_order_acquire);  // pair 1; read after head, see pair 3
       const std::uint32_t available = tail - real;
       n = available - available / 2;
@@ -217,13 +221,15 @@ class LocalQueue {
   static constexpr std::uint64_t pack(std::uint32_t steal, std::uint32_t real) noexcept {
     return (std::uint64_t{steal} << 32) | real;
   }
-  static constexpr std::uint32_t steal_of(std::uint64_t head) noexcept { return static_cast<std::uint32_t>(head >> 32); }
+  static constexpr std::uint32_t steal_of(std::uint64_t head) noexcept {
+    return static_cast<std::uint32_t>(head >> 32);
+  }
   static constexpr std::uint32_t real_of(std::uint64_t head) noexcept { return static_cast<std::uint32_t>(head); }
 
   /// The full-ring path of push_back_or_overflow, with no steal running (steal == real == head). False if a
   /// stealer moved head first; the caller then looks again.
   template <class Overflow>
-  bool push_overflow(T* item, std::uint32_t head, std::uint32_t tail, Overflow& overflow) {
+  bool push_overflow(T* item, std::uint32_t head, [[maybe_unused]] std::uint32_t tail, Overflow& overflow) {
     constexpr std::uint32_t kTaken = Capacity / 2;
     assert(tail - head == Capacity && "overflow of a ring that is not full");
     std::uint64_t expected = pack(head, head);

@@ -82,7 +82,7 @@ struct IoRegistration {
   std::atomic<bool> read_closed{false};
   std::atomic<bool> write_closed{false};
 
-  SpinLock lock;  // guards the fields below
+  SpinLock lock;               // guards the fields below
   Reactor* reactor = nullptr;  // the reactor it is added to; null until an operation first blocks
   IoOp* reader = nullptr;
   IoOp* writer = nullptr;
@@ -133,8 +133,7 @@ class Reactor {
   /// `retry` (and does not park) if a readiness event came since the caller read `observed` from
   /// readiness(direction). A parked operation holds a reference to the registration, which its awaiter
   /// releases after unpark().
-  IoResult<Parked> park(IoRegistration& registration, IoDirection direction, IoOp& op,
-                        std::uint32_t observed) noexcept;
+  IoResult<Parked> park(IoRegistration& registration, IoDirection direction, IoOp& op, std::uint32_t observed) noexcept;
   /// Unparks `op` if it is still parked (the awaiter is being destroyed: its task was cancelled).
   static void unpark(IoRegistration& registration, IoDirection direction, const IoOp& op) noexcept;
   /// The fd is being closed: finishes the operations still parked on it with ECANCELED (waking their

@@ -36,6 +36,8 @@ class Scheduler {
  protected:
   /// Destroys every task still listed (runtime shutdown). Their awaiters deregister as frames unwind.
   void cancel_all_tasks() noexcept;
+  /// Called once a task has completed and been unlisted, with the number of tasks still live.
+  virtual void task_finished(TaskHeader& /*task*/, std::size_t /*live_left*/) noexcept {}
 
  private:
   mutable std::mutex owned_mutex_;
