@@ -41,13 +41,13 @@ std::size_t deliver(IoRegistration& registration, IoDirection direction) noexcep
   IoOp* op = slot;
   if (op == nullptr) return 0;
   const Waker waker = op->waker;
-  if (waker && !waker.task->claim_wake(waker.resume_at)) return 0;
+  if (waker && !waker.task->claim_wake_provisionally(waker.resume_at)) return 0;
   if (!op->perform(*op)) {
-    if (waker) waker.task->retract_wake(waker.resume_at);
+    if (waker) waker.task->withdraw_wake(waker.resume_at);
     return 0;
   }
   slot = nullptr;
-  if (waker) waker.task->schedule_claimed();
+  if (waker) waker.task->confirm_wake(waker.resume_at);
   return 1;
 }
 

@@ -28,6 +28,7 @@ bool coop_take() noexcept {
 Waker make_waker(std::coroutine_handle<> h) {
   TaskHeader* task = t_current_task;
   if (task == nullptr) throw std::logic_error("spindle: a runtime awaitable was awaited outside a spawned task");
+  task->record_suspension(h);
   return Waker{task, h};
 }
 
@@ -72,11 +73,15 @@ void TaskHeader::run() noexcept {
     cancel_now();
     return;
   }
-  // Null when the wake that queued this run was taken back (retract_wake): nothing to resume.
-  if (void* resume_at = wake_point_.exchange(nullptr, std::memory_order_acq_rel)) {
+  // Nothing to resume when the wake that queued this run was taken back (retract_wake), or when a
+  // waker holds a provisional claim (it queues the task again if it confirms). A plain wake point
+  // cannot change under us: every other claim fails while it is there.
+  const std::uintptr_t point = wake_point_.load(std::memory_order_acquire);
+  if (point != 0 && (point & kTags) == 0) {
+    wake_point_.store(0, std::memory_order_relaxed);
     CurrentTaskScope guard(this);
     t_coop_budget = kCoopBudget;
-    std::coroutine_handle<>::from_address(resume_at).resume();
+    std::coroutine_handle<>::from_address(reinterpret_cast<void*>(point)).resume();
   }
   if (root_finished_) {
     complete();

@@ -57,7 +57,7 @@ void TimerWheel::insert_locked(TimerEntry& entry) noexcept {
   if (entry.deadline <= elapsed_) entry.deadline = elapsed_ + 1;
   if (entry.deadline - elapsed_ > kMaxTicks) entry.deadline = elapsed_ + kMaxTicks;
   entry.home = this;
-  entry.wheel = this;
+  entry.in_wheel = true;
   ++size_;
   link(entry, level_for(elapsed_, entry.deadline));
 }
@@ -76,7 +76,7 @@ void TimerWheel::remove(TimerEntry& entry) noexcept {
 }
 
 void TimerWheel::remove_locked(TimerEntry& entry) noexcept {
-  if (entry.wheel != this) return;
+  if (!entry.in_wheel || entry.home != this) return;
   if (entry.level == kPendingLevel) {
     unlink_from(pending_, entry);
   } else {
@@ -84,7 +84,7 @@ void TimerWheel::remove_locked(TimerEntry& entry) noexcept {
     unlink_from(level.slots[entry.slot], entry);
     if (level.slots[entry.slot] == nullptr) level.occupied &= ~(std::uint64_t{1} << entry.slot);
   }
-  entry.wheel = nullptr;
+  entry.in_wheel = false;
   --size_;
 }
 
@@ -156,7 +156,7 @@ std::size_t TimerWheel::advance_to(std::uint64_t now) noexcept {
     while (pending_ != nullptr) {
       TimerEntry& entry = *pending_;
       unlink_from(pending_, entry);
-      entry.wheel = nullptr;
+      entry.in_wheel = false;
       --size_;
       ++fired;
       if (entry.on_fire(entry)) insert_locked(entry);

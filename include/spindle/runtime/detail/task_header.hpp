@@ -9,8 +9,12 @@
 // suffices, and the first wake of a suspension wins: a second one (timeout() races its timer against the
 // operation, which may finish on another thread at the same instant) finds the point taken and is
 // dropped. The next run of the task takes the point back (resumes it) and frees it for the next wait.
-// claim_wake() / retract_wake() let a waker hold the point while it finishes its work (the reactor claims
-// before it performs a parked syscall, so a timeout cannot cut short a read that has consumed data).
+//
+// The wake point word also says where a waiting task is suspended (make_waker records the coroutine,
+// tagged, for task dumps), and a waker that must do work before it knows whether it wakes the task (the
+// reactor retrying a parked syscall) holds a provisional claim meanwhile: other wakes fail, a run of the
+// task started for another reason (a wake-up taken back) does not resume it, and the waker then
+// confirms or withdraws it.
 //
 // State. The bits follow Tokio's task state: SCHEDULED (in a run queue), RUNNING (a worker is resuming
 // it), NOTIFIED (woken while running: the worker queues it again when the resume returns), CANCELLED
@@ -84,22 +88,42 @@ class TaskHeader {
 
   /// Resumes `resume_at` on this task's scheduler soon, unless this suspension was woken already.
   void wake(std::coroutine_handle<> resume_at) noexcept {
-    if (claim_wake(resume_at)) schedule_claimed();
+    if (claim(address_of(resume_at))) schedule_claimed();
   }
   /// Takes the wake point for `resume_at`; false if another wake took it first (this one must be dropped).
-  bool claim_wake(std::coroutine_handle<> resume_at) noexcept {
-    void* expected = nullptr;
-    return wake_point_.compare_exchange_strong(expected, resume_at.address(), std::memory_order_acq_rel,
-                                               std::memory_order_acquire);
+  /// Follow a successful claim with schedule_claimed().
+  bool claim_wake(std::coroutine_handle<> resume_at) noexcept { return claim(address_of(resume_at)); }
+  /// Takes the wake point without deciding yet; then confirm_wake() or withdraw_wake().
+  bool claim_wake_provisionally(std::coroutine_handle<> resume_at) noexcept {
+    return claim(address_of(resume_at) | kProvisional);
   }
-  /// Gives back a claimed wake point without scheduling (the claimer found nothing to wake for), or takes
-  /// back one whose wake-up the task itself no longer needs. True if `resume_at` held it.
+  void confirm_wake(std::coroutine_handle<> resume_at) noexcept {
+    wake_point_.store(address_of(resume_at), std::memory_order_release);
+    schedule_claimed();
+  }
+  void withdraw_wake(std::coroutine_handle<> resume_at) noexcept {
+    wake_point_.store(address_of(resume_at) | kSuspendedAt, std::memory_order_release);
+  }
+  /// Takes back a wake-up the task itself no longer needs (it is running); true if `resume_at` held it.
   bool retract_wake(std::coroutine_handle<> resume_at) noexcept {
-    void* expected = resume_at.address();
-    return wake_point_.compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel, std::memory_order_acquire);
+    std::uintptr_t expected = address_of(resume_at);
+    return wake_point_.compare_exchange_strong(expected, 0, std::memory_order_acq_rel, std::memory_order_acquire);
   }
   /// Queues the task after a successful claim_wake() (or marks it notified if it is running).
   void schedule_claimed() noexcept;
+  /// Notes that the task is suspending at `h` (for dumps); never overrides a pending wake.
+  void record_suspension(std::coroutine_handle<> h) noexcept {
+    std::uintptr_t current = wake_point_.load(std::memory_order_relaxed);
+    while ((current == 0 || (current & kSuspendedAt) != 0) &&
+           !wake_point_.compare_exchange_weak(current, address_of(h) | kSuspendedAt, std::memory_order_release,
+                                              std::memory_order_relaxed)) {
+    }
+  }
+  /// The innermost coroutine of a waiting task (where it is suspended), if known; else null.
+  void* suspended_at() const noexcept {
+    const std::uintptr_t current = wake_point_.load(std::memory_order_acquire);
+    return reinterpret_cast<void*>(current & ~kTags);
+  }
   /// Queues the first run of a new task (its resume point is the root coroutine, set at construction).
   void schedule_first_run() noexcept;
   /// Asks for cancellation: the task's frames are destroyed at its next turn on the scheduler.
@@ -143,7 +167,7 @@ class TaskHeader {
 
  protected:
   explicit TaskHeader(Scheduler& scheduler, std::coroutine_handle<> root) noexcept
-      : scheduler_(&scheduler), wake_point_(root.address()) {}
+      : scheduler_(&scheduler), wake_point_(address_of(root)) {}
   virtual ~TaskHeader() = default;
 
   /// Destroys the coroutine chain (its awaiters deregister their wakers as they go).
@@ -155,8 +179,25 @@ class TaskHeader {
   void complete() noexcept;
 
   Scheduler* scheduler_;
-  // The coroutine the next run resumes (null: not woken since its last run). See claim_wake().
-  std::atomic<void*> wake_point_;
+  // Tags in the low bits of the wake point (coroutine frames are at least 8-byte aligned).
+  static constexpr std::uintptr_t kSuspendedAt = 1;  // not a wake: where the task waits, for dumps
+  static constexpr std::uintptr_t kProvisional = 2;  // claimed by a waker that has not decided yet
+  static constexpr std::uintptr_t kTags = kSuspendedAt | kProvisional;
+  static std::uintptr_t address_of(std::coroutine_handle<> h) noexcept {
+    return reinterpret_cast<std::uintptr_t>(h.address());
+  }
+  bool claim(std::uintptr_t point) noexcept {
+    std::uintptr_t current = wake_point_.load(std::memory_order_acquire);
+    while (current == 0 || (current & kSuspendedAt) != 0) {
+      if (wake_point_.compare_exchange_weak(current, point, std::memory_order_acq_rel, std::memory_order_acquire))
+        return true;
+    }
+    return false;
+  }
+
+  // The coroutine the next run resumes, untagged; or, tagged, where the task waits or a provisional
+  // claim. 0: not woken since its last run and no suspension recorded. See claim_wake().
+  std::atomic<std::uintptr_t> wake_point_;
   std::atomic<std::uint32_t> state_{0};
   std::atomic<std::uint32_t> refs_{1};  // the scheduler's reference, dropped when the task completes
   Waker join_waker_;

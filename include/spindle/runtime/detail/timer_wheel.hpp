@@ -27,15 +27,15 @@ struct TimerEntry {
   void* owner = nullptr;  // the awaiter embedding the entry, for on_fire
 
   // Owned by the wheel (and guarded by its lock when it is shared).
-  TimerWheel* home = nullptr;   // the wheel the entry was last inserted in
-  TimerWheel* wheel = nullptr;  // non-null while the entry is in the wheel
+  TimerWheel* home = nullptr;  // the wheel the entry was last inserted in
   TimerEntry* prev = nullptr;
   TimerEntry* next = nullptr;
   std::uint8_t level = 0;
   std::uint8_t slot = 0;
+  bool in_wheel = false;  // one byte beside the others, not a pointer: an idle task's frame holds this
 
   /// Whether the entry is in its wheel; only meaningful on the thread driving an unshared wheel.
-  bool armed() const noexcept { return wheel != nullptr; }
+  bool armed() const noexcept { return in_wheel; }
   /// Takes the entry out of its wheel if it is still there. Once it returns, on_fire is not running and
   /// will not run.
   void disarm() noexcept;
