@@ -124,31 +124,83 @@ TEST(MultiThread, StealStormsLoseNoTask) {
   EXPECT_GT(runtime.metrics().steals, 0u);
 }
 
-// Two tasks bounce a counter through a pair of channels; they end up on different workers (the test
-// body waits on a thread-blocking flag to force it), so every message wakes a task on another thread.
+// Starts `body(i)` as spawn_local tasks on two different workers: two meeting tasks (which can only both
+// run when they run in parallel) each spawn one from their own worker.
+template <class Body>
+Task<std::array<spindle::JoinHandle<std::thread::id>, 2>> spawn_on_both_workers(Body body) {
+  std::array<std::atomic<bool>, 2> started{};
+  auto starter = [](std::array<std::atomic<bool>, 2>& flags, int me,
+                    Body make) -> Task<spindle::JoinHandle<std::thread::id>> {
+    flags[me].store(true, std::memory_order_release);
+    if (!wait_for(flags[1 - me])) throw std::runtime_error("the other worker never came");
+    co_return spindle::spawn_local(make(me));
+  };
+  auto a = spindle::spawn(starter(started, 0, body));
+  auto b = spindle::spawn(starter(started, 1, body));
+  auto ha = co_await std::move(a);
+  auto hb = co_await std::move(b);
+  if (!ha || !hb) throw std::runtime_error("could not start on both workers");
+  co_return std::array{std::move(*ha), std::move(*hb)};
+}
+
+// Two tasks pinned to different workers bounce a counter through a pair of channels: every message wakes
+// a task on the other thread, and neither task ever runs anywhere but at home.
 TEST(MultiThread, PingPongAcrossWorkers) {
   static constexpr int kRounds = 20'000;
   Runtime runtime = two_workers();
-  const int last = runtime.block_on([]() -> Task<int> {
-    auto [to_pong, pong_rx] = spindle::mpsc::channel<int>(1);
-    auto [to_ping, ping_rx] = spindle::mpsc::channel<int>(1);
-    auto pong = spindle::spawn([](spindle::mpsc::Receiver<int> rx, spindle::mpsc::Sender<int> tx) -> Task<void> {
-      while (auto value = co_await rx.recv()) {
-        if (!co_await tx.send(*value + 1)) co_return;
-      }
-    }(std::move(pong_rx), std::move(to_ping)));
-    int value = 0;
-    for (int i = 0; i < kRounds; ++i) {
-      if (!co_await to_pong.send(value)) co_return -1;
-      auto reply = co_await ping_rx.recv();
-      if (!reply) co_return -2;
-      value = *reply;
-    }
-    { auto closing = std::move(to_pong); }  // the pong task's recv() then ends
-    EXPECT_TRUE(co_await std::move(pong));
-    co_return value;
+  runtime.block_on([]() -> Task<void> {
+    auto [to_b, b_rx] = spindle::mpsc::channel<int>(1);
+    auto [to_a, a_rx] = spindle::mpsc::channel<int>(1);
+    struct Ends {
+      spindle::mpsc::Sender<int> tx;
+      spindle::mpsc::Receiver<int> rx;
+    };
+    std::array<Ends, 2> ends{Ends{std::move(to_b), std::move(a_rx)}, Ends{std::move(to_a), std::move(b_rx)}};
+    std::atomic<int> migrations{0};
+    auto player = [&ends, &migrations](int me) -> Task<std::thread::id> {
+      return [](Ends e, int first, std::atomic<int>& moved) -> Task<std::thread::id> {
+        const std::thread::id home = std::this_thread::get_id();
+        if (first == 0 && !co_await e.tx.send(0)) co_return home;
+        while (auto value = co_await e.rx.recv()) {
+          if (std::this_thread::get_id() != home) moved.fetch_add(1);
+          if (*value >= kRounds) break;
+          if (!co_await e.tx.send(*value + 1)) break;
+        }
+        { auto closing = std::move(e.tx); }  // parameters live as long as the JoinHandle: close it now
+        co_return home;
+      }(std::move(ends[me]), me, migrations);
+    };
+    auto handles = co_await spawn_on_both_workers(player);
+    auto a = co_await std::move(handles[0]);
+    auto b = co_await std::move(handles[1]);  // ends when a's sender goes
+    CO_ASSERT(a && b);
+    EXPECT_NE(*a, *b);
+    EXPECT_EQ(migrations.load(), 0);
   }());
-  EXPECT_EQ(last, kRounds);
+}
+
+TEST(MultiThread, PinnedTasksStayOnTheirWorkerThroughWakesAndSleeps) {
+  Runtime runtime = two_workers();
+  runtime.block_on([]() -> Task<void> {
+    std::atomic<int> moved{0};
+    auto body = [&moved](int) -> Task<std::thread::id> {
+      return [](std::atomic<int>& m) -> Task<std::thread::id> {
+        const std::thread::id home = std::this_thread::get_id();
+        for (int i = 0; i < 200; ++i) {
+          if (i % 3 == 0) co_await spindle::sleep(1ms);  // woken by whichever worker drives the timers
+          co_await spindle::yield_now();
+          if (std::this_thread::get_id() != home) m.fetch_add(1);
+        }
+        co_return home;
+      }(moved);
+    };
+    auto handles = co_await spawn_on_both_workers(body);
+    auto a = co_await std::move(handles[0]);
+    auto b = co_await std::move(handles[1]);
+    CO_ASSERT(a && b);
+    EXPECT_NE(*a, *b);
+    EXPECT_EQ(moved.load(), 0);
+  }());
 }
 
 TEST(MultiThread, ChannelsUnderContention) {

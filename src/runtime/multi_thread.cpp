@@ -122,6 +122,12 @@ struct Worker {
   unsigned index = 0;
   LocalQueue<TaskHeader> queue;
   TaskHeader* lifo = nullptr;  // the task most recently woken by this worker's running task
+  // spawn_local() tasks bound to this worker: never stolen. Wakes from other threads go to the remote
+  // list, which the worker moves into `pinned` when it looks for work.
+  RunQueue pinned;
+  std::mutex pinned_remote_mutex;
+  RunQueue pinned_remote;
+  std::atomic<bool> pinned_remote_pending{false};
   bool searching = false;
   bool in_driver = false;  // inside a reactor turn: wakes go to the queue, one notification afterwards
   unsigned tick = 0;
@@ -135,6 +141,17 @@ struct Worker {
   std::atomic<std::uint64_t> overflows{0};
   std::atomic<std::uint64_t> io_completions{0};
   std::atomic<std::uint64_t> timers_fired{0};
+
+  bool has_tasks() const noexcept {
+    return lifo != nullptr || !queue.is_empty() || !pinned.empty() ||
+           pinned_remote_pending.load(std::memory_order_acquire);
+  }
+  void take_pinned_remote() {
+    if (!pinned_remote_pending.load(std::memory_order_acquire)) return;
+    std::lock_guard lock(pinned_remote_mutex);
+    pinned.append(pinned_remote);
+    pinned_remote_pending.store(false, std::memory_order_relaxed);
+  }
 
   unsigned next_random(unsigned bound) noexcept {
     random ^= random << 13;  // xorshift32: victims only need to differ between workers and turns
@@ -189,8 +206,24 @@ class MultiThreadCore final : public RuntimeCore {
     inject_.clear();
   }
 
+  std::uint16_t pin_for_current_thread() const override {
+    if (t_worker == nullptr || t_worker->core != this)
+      throw std::logic_error("spindle::spawn_local called outside a worker of this runtime");
+    return static_cast<std::uint16_t>(t_worker->index + 1);
+  }
+
   void schedule(TaskHeader& task, ScheduleHint hint) noexcept override {
     Worker* worker = t_worker;
+    if (const std::uint16_t pin = task.pinned_worker(); pin != 0 && worker != workers_[pin - 1].get()) {
+      Worker& home = *workers_[pin - 1];
+      {
+        std::lock_guard lock(home.pinned_remote_mutex);
+        home.pinned_remote.push(task);
+        home.pinned_remote_pending.store(true, std::memory_order_release);
+      }
+      unpark(home);  // only its home can run it; if home is busy, the notification is a no-op
+      return;
+    }
     if (worker == nullptr || worker->core != this) {
       push_inject(task);
       remote_schedules_.fetch_add(1, std::memory_order_relaxed);
@@ -288,7 +321,13 @@ class MultiThreadCore final : public RuntimeCore {
       if (TaskHeader* task = pop_inject()) return task;
     }
     if (TaskHeader* task = std::exchange(worker.lifo, nullptr)) return task;
+    // Pinned and stealable tasks take turns going first, so neither kind starves the other.
+    worker.take_pinned_remote();
+    if (worker.tick % 2 == 0) {
+      if (TaskHeader* task = worker.pinned.pop()) return task;
+    }
     if (TaskHeader* task = worker.queue.pop()) return task;
+    if (TaskHeader* task = worker.pinned.pop()) return task;
     return pull_from_inject(worker);
   }
 
@@ -342,7 +381,7 @@ class MultiThreadCore final : public RuntimeCore {
   }
 
   bool transition_from_parked(Worker& worker) {
-    if (worker.lifo != nullptr || !worker.queue.is_empty()) {
+    if (worker.has_tasks()) {
       // Woken by its own reactor turn: back to work, but not as a searcher (unless it was notified too).
       worker.searching = !idle_.unpark_worker_by_id(worker.index);
       return true;
@@ -430,6 +469,10 @@ class MultiThreadCore final : public RuntimeCore {
   }
 
   void push_local(Worker& worker, TaskHeader& task) {
+    if (task.pinned_worker() != 0) {  // pinned here (schedule() sent the others home)
+      worker.pinned.push(task);
+      return;
+    }
     worker.queue.push_back_or_overflow(&task, [&](TaskHeader* const* tasks, std::size_t count) {
       count_up(worker.overflows, 1);
       std::lock_guard lock(inject_mutex_);

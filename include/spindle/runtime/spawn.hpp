@@ -2,6 +2,7 @@
 // spawn(): start a task that runs on its own, concurrently with the caller, and JoinHandle<T> to wait for
 // its outcome, abort it, or let it go (detach).
 
+#include <cstdint>
 #include <exception>
 #include <string>
 #include <utility>
@@ -138,6 +139,23 @@ template <class T>
 JoinHandle<T> spawn(Task<T> task) {
   detail::Scheduler& scheduler = *detail::require_context("spindle::spawn").scheduler;
   auto* spawned = new detail::SpawnedTask<T>(scheduler, std::move(task));
+  spawned->add_ref();  // the JoinHandle's
+  scheduler.spawn(*spawned);
+  return JoinHandle<T>{spawned};
+}
+
+/// Starts `task` on the current runtime, bound to the calling worker thread for its whole life: it is
+/// never stolen by another worker, and wakes from other threads send it home. For code that is not
+/// thread-safe (thread_local state, a library handle used from one thread). On the current_thread
+/// runtime it is spawn().
+///
+///   spawn_local(serve_with(thread_local_cache)).detach();
+template <class T>
+JoinHandle<T> spawn_local(Task<T> task) {
+  detail::Scheduler& scheduler = *detail::require_context("spindle::spawn_local").scheduler;
+  const std::uint16_t pin = scheduler.pin_for_current_thread();
+  auto* spawned = new detail::SpawnedTask<T>(scheduler, std::move(task));
+  spawned->pin_to(pin);
   spawned->add_ref();  // the JoinHandle's
   scheduler.spawn(*spawned);
   return JoinHandle<T>{spawned};

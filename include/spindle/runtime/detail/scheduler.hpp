@@ -4,6 +4,7 @@
 // The base class keeps the list of live tasks, so that shutdown can destroy every task still suspended.
 
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 
 #include "spindle/runtime/detail/task_header.hpp"
@@ -26,6 +27,9 @@ class Scheduler {
 
   /// Takes ownership of a new task (it stays listed until it completes) and queues its first run.
   void spawn(TaskHeader& task);
+  /// The value of TaskHeader::pin_to() that keeps a task on the calling thread (0 where tasks never move).
+  /// Throws std::logic_error if the calling thread does not run this scheduler's tasks.
+  virtual std::uint16_t pin_for_current_thread() const { return 0; }
   /// Queues a task to run. Callable from any thread.
   virtual void schedule(TaskHeader& task, ScheduleHint hint) noexcept = 0;
   /// Called by a task as it completes: unlists it and drops the scheduler's reference.

@@ -148,6 +148,9 @@ class TaskHeader {
   }
 
   Scheduler& scheduler() const noexcept { return *scheduler_; }
+  /// The worker (index + 1) a spawn_local() task must run on; 0 for a task free to migrate.
+  std::uint16_t pinned_worker() const noexcept { return pinned_worker_; }
+  void pin_to(std::uint16_t worker) noexcept { pinned_worker_ = worker; }
 
   /// Set by the root coroutine's final awaiter: the task has returned.
   void mark_root_finished() noexcept { root_finished_ = true; }
@@ -206,6 +209,7 @@ class TaskHeader {
   bool root_finished_ = false;
   bool cancelled_outcome_ = false;
   std::atomic<bool> detached_{false};
+  std::uint16_t pinned_worker_ = 0;  // set before the first run, read by the scheduler only
 };
 
 inline void Waker::wake() const noexcept { task->wake(resume_at); }
