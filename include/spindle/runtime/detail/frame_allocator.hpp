@@ -3,8 +3,10 @@
 // frees the same few frame sizes over and over, and a size-class free list turns malloc/free into a
 // pointer pop/push (Asio caches awaitable frames the same way). Blocks are carved from 64 KiB slabs, so a
 // frame costs its size rounded up to 16 bytes, without malloc's per-block header: that is what brings an
-// idle task (header + frame) to 256 bytes. Freed blocks go to the freeing thread's list and are reused,
-// never returned to the system: frame memory stays at its peak (a deliberate trade, as in Seastar).
+// idle task (header + frame) to 256 bytes. Freed blocks go to the freeing thread's list and are reused;
+// a thread holding more than 128 free blocks of a class, or exiting, hands them to a shared depot where
+// other threads find them before carving new slabs (a task spawned on one worker may end on another).
+// Memory is never returned to the system: it stays at its peak (a deliberate trade, as in Seastar).
 // Under AddressSanitizer recycling is off, so ASan sees every frame free and a use-after-free cannot hide
 // in a recycled block.
 
@@ -41,6 +43,7 @@ struct FrameStats {
   std::uint64_t allocations = 0;  ///< frames allocated on this thread
   std::uint64_t recycled = 0;     ///< of those, served from a free list
   std::size_t last_size = 0;      ///< size of the most recent frame, as the compiler asked for it
+  std::uint64_t slabs = 0;        ///< slabs this thread carved (the rest came from free lists)
 };
 FrameStats frame_stats() noexcept;
 
