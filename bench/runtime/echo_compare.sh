@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # Spindle's echo example against a reference echo server, measured in the same run on this machine:
-# each server pinned to core 1 (one thread), the load generator (bench/echo_load) pinned to core 0,
-# closed-loop 64-byte round trips at several concurrencies, RUNS runs each, medians.
-# Reference: Node.js's net module (`socket.pipe(socket)`), skipped if node is not installed.
+# each server pinned to SERVER_CPUS (default core 1, one thread), the load generator (bench/echo_load)
+# pinned to LOAD_CPUS (default core 0), closed-loop 64-byte round trips at several concurrencies, RUNS
+# runs each, medians.
+# Reference: Node.js's net module (`socket.pipe(socket)`), skipped if node is not installed or NODE=0.
+# SPINDLE lists the Spindle variants as "name=arguments" separated by ';' (default: the example's
+# default scheduler with one worker).
 #   bench/runtime/echo_compare.sh [build dir]        RUNS=3 DURATION=5 CONCURRENCY="1 64 1000"
+#   SPINDLE="per-core=--scheduler per-core;work-stealing=--scheduler work-stealing" NODE=0 bench/runtime/echo_compare.sh
 set -euo pipefail
 build=${1:-build/release}
 runs=${RUNS:-3}
 duration=${DURATION:-5}
 concurrency=${CONCURRENCY:-"1 64 1000"}
+server_cpus=${SERVER_CPUS:-1}
+load_cpus=${LOAD_CPUS:-0}
+variants=${SPINDLE:-"spindle=--workers 1"}
 here=$(cd "$(dirname "$0")" && pwd)
 ticks=$(getconf CLK_TCK)
 
@@ -18,7 +25,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[
 run_peer() {
   local name=$1; shift
   local out; out=$(mktemp)
-  taskset -c 1 "$@" >"$out" 2>&1 &
+  taskset -c "$server_cpus" "$@" >"$out" 2>&1 &
   local pid=$!
   local port=""
   for _ in $(seq 100); do
@@ -31,7 +38,7 @@ run_peer() {
     local rates=() p99s=() cpus=()
     for _ in $(seq "$runs"); do
       local before; before=$(cpu_ticks "$pid")
-      local line; line=$(taskset -c 0 "$build/bench/echo_load" --connect "127.0.0.1:$port" --connections "$c" \
+      local line; line=$(taskset -c "$load_cpus" "$build/bench/echo_load" --connect "127.0.0.1:$port" --connections "$c" \
         --duration "$duration" --warmup 1)
       local after; after=$(cpu_ticks "$pid")
       rates+=("$(sed 's/.*round_trips_per_s=\([0-9.]*\).*/\1/' <<<"$line")")
@@ -47,7 +54,11 @@ run_peer() {
 
 echo "| server | connections | round trips/s (median of $runs) | p99 µs | server CPU |"
 echo "|---|---:|---:|---:|---:|"
-run_peer spindle "$build/examples/echo" --listen 127.0.0.1:0 --workers 1
-if command -v node >/dev/null; then
+IFS=';' read -ra spindle_variants <<<"$variants"
+for variant in "${spindle_variants[@]}"; do
+  read -ra variant_args <<<"${variant#*=}"
+  run_peer "${variant%%=*}" "$build/examples/echo" --listen 127.0.0.1:0 "${variant_args[@]}"
+done
+if [[ "${NODE:-1}" != 0 ]] && command -v node >/dev/null; then
   run_peer "node $(node --version)" node "$here/node_echo.js" 127.0.0.1:0
 fi

@@ -5,6 +5,8 @@
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -199,6 +201,127 @@ void BM_CrossThreadPingPong(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_CrossThreadPingPong)->UseRealTime();
+
+// The same measurements on the multi_thread runtime. With one worker they show what the work-stealing
+// machinery costs on the paths above (the benchmark's task runs on the worker, block_on's thread waits).
+Runtime one_worker() { return Runtime::multi_thread().worker_threads(1).build(); }
+
+void BM_MultiThreadSpawnJoin(benchmark::State& state) {
+  Runtime runtime = one_worker();
+  runtime.block_on([](benchmark::State& s) -> Task<void> {
+    int value = 0;
+    for (auto _ : s) {
+      auto outcome = co_await spindle::spawn(ready_value(value));
+      value = *outcome;
+    }
+    benchmark::DoNotOptimize(value);
+  }(state));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_MultiThreadSpawnJoin);
+
+void BM_MultiThreadYieldNow(benchmark::State& state) {
+  Runtime runtime = one_worker();
+  runtime.block_on([](benchmark::State& s) -> Task<void> {
+    for (auto _ : s) co_await spindle::yield_now();
+  }(state));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_MultiThreadYieldNow);
+
+void BM_MultiThreadMpscThroughput(benchmark::State& state) {
+  Runtime runtime = Runtime::multi_thread().worker_threads(static_cast<unsigned>(state.range(0))).build();
+  runtime.block_on([](benchmark::State& s) -> Task<void> {
+    auto [tx, rx] = spindle::mpsc::channel<long>(1024);
+    auto producer = spindle::spawn([](spindle::mpsc::Sender<long> sender) -> Task<void> {
+      for (long i = 0;; ++i)
+        if (!co_await sender.send(i)) co_return;
+    }(std::move(tx)));
+    long sum = 0;
+    for (auto _ : s) sum += *co_await rx.recv();
+    benchmark::DoNotOptimize(sum);
+    producer.abort();
+  }(state));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_MultiThreadMpscThroughput)->Arg(1)->Arg(2)->UseRealTime();
+
+// Cross-worker wake latency on the multi_thread runtime: two tasks pinned (spawn_local) to the two
+// workers bounce a Notify; one iteration is a round trip, two wakes of a task on the other worker.
+void BM_MultiThreadCrossWorkerPingPong(benchmark::State& state) {
+  Runtime runtime = Runtime::multi_thread().worker_threads(2).build();
+  runtime.block_on([](benchmark::State& s) -> Task<void> {
+    spindle::Notify ping, pong;
+    std::atomic<bool> stop{false};
+    std::array<std::atomic<bool>, 2> arrived{};
+    // Two starters that can only both finish while running in parallel, one per worker; each pins its
+    // side there.
+    auto starter = [](int me, std::array<std::atomic<bool>, 2>& flags, benchmark::State& bench,
+                      spindle::Notify& ping_n, spindle::Notify& pong_n,
+                      std::atomic<bool>& done) -> Task<spindle::JoinHandle<void>> {
+      flags[me].store(true);
+      while (!flags[1 - me].load()) std::this_thread::yield();
+      if (me == 0) {
+        co_return spindle::spawn_local([](benchmark::State& b, spindle::Notify& out, spindle::Notify& in,
+                                          std::atomic<bool>& d) -> Task<void> {
+          for (auto _ : b) {
+            out.notify_one();
+            co_await in.notified();
+          }
+          d = true;
+          out.notify_one();
+        }(bench, ping_n, pong_n, done));
+      }
+      co_return spindle::spawn_local(
+          [](spindle::Notify& in, spindle::Notify& out, std::atomic<bool>& d) -> Task<void> {
+            for (;;) {
+              co_await in.notified();
+              if (d) co_return;
+              out.notify_one();
+            }
+          }(ping_n, pong_n, done));
+    };
+    auto a = spindle::spawn(starter(0, arrived, s, ping, pong, stop));
+    auto b = spindle::spawn(starter(1, arrived, s, ping, pong, stop));
+    auto side_a = co_await std::move(a);
+    auto side_b = co_await std::move(b);
+    (void)co_await std::move(*side_a);
+    (void)co_await std::move(*side_b);
+  }(state));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_MultiThreadCrossWorkerPingPong)->UseRealTime();
+
+// The reference for the two ping-pongs above: two plain threads handing a token back and forth through a
+// mutex and a condition variable, no runtime at all. What a wake-up of a sleeping thread costs here.
+void BM_CondvarPingPong(benchmark::State& state) {
+  std::mutex mutex;
+  std::condition_variable condvar;
+  int turn = 0;  // 1: the other thread's turn; -1: stop
+  std::thread other([&] {
+    std::unique_lock lock(mutex);
+    for (;;) {
+      condvar.wait(lock, [&] { return turn != 0; });
+      if (turn < 0) return;
+      turn = 0;
+      condvar.notify_one();
+    }
+  });
+  for (auto _ : state) {
+    std::unique_lock lock(mutex);
+    turn = 1;
+    condvar.notify_one();
+    condvar.wait(lock, [&] { return turn == 0; });
+  }
+  {
+    std::lock_guard lock(mutex);
+    turn = -1;
+  }
+  condvar.notify_one();
+  other.join();
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_CondvarPingPong)->UseRealTime();
 
 }  // namespace
 

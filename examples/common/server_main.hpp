@@ -1,10 +1,13 @@
 #pragma once
-// What every example server shares: the command line (--listen HOST:PORT, --workers N) and the run loop
-// (bind, announce "listening on HOST:PORT", serve until SIGINT or SIGTERM, exit 0).
+// What every example server shares: the command line (--listen HOST:PORT, --workers N, --scheduler) and
+// the run loop (bind, announce "listening on HOST:PORT", serve until SIGINT or SIGTERM, exit 0).
 //
-// --workers N runs N threads, each with its own current-thread runtime and its own SO_REUSEPORT listener
-// on the same port, so the kernel spreads connections over them (the nginx/Seastar layout). The
-// multi-threaded work-stealing runtime will take over this flag when it lands.
+// --workers N runs N worker threads, in one of two layouts (docs/architecture.md compares them):
+//   --scheduler work-stealing  one multi_thread runtime: its workers share one reactor and one listener,
+//                              and steal each other's tasks (Tokio's layout; the default);
+//   --scheduler per-core       N current_thread runtimes, each with its own reactor and its own
+//                              SO_REUSEPORT listener on the same port; the kernel spreads the connections
+//                              and a connection never leaves its thread (the nginx/Seastar layout).
 
 #include <CLI/CLI.hpp>
 
@@ -23,14 +26,18 @@ namespace examples {
 struct ServerArgs {
   spindle::SocketAddr listen;
   unsigned workers = 1;
+  bool per_core = false;
 };
 
 inline ServerArgs parse_server_args(int argc, char** argv, const std::string& description) {
   CLI::App app{description};
   std::string listen = "127.0.0.1:8080";
   unsigned workers = 1;
+  std::string scheduler = "work-stealing";
   app.add_option("--listen", listen, "address to listen on, HOST:PORT (port 0 picks a free one)");
   app.add_option("--workers", workers, "worker threads")->check(CLI::Range(1u, 1024u));
+  app.add_option("--scheduler", scheduler, "work-stealing (one shared runtime) or per-core (a runtime per thread)")
+      ->check(CLI::IsMember({"work-stealing", "per-core"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -41,7 +48,7 @@ inline ServerArgs parse_server_args(int argc, char** argv, const std::string& de
     std::fprintf(stderr, "--listen: %s\n", address.error().c_str());
     std::exit(2);
   }
-  return ServerArgs{*address, workers};
+  return ServerArgs{*address, workers, scheduler == "per-core"};
 }
 
 using ServeFn = std::function<spindle::Task<void>(spindle::TcpListener)>;
@@ -64,7 +71,8 @@ inline spindle::Task<int> run_worker(spindle::TcpListener listener, spindle::Sig
 inline int run_server(const ServerArgs& args, ServeFn serve) {
   std::vector<spindle::TcpListener> listeners;
   spindle::SocketAddr address = args.listen;
-  for (unsigned i = 0; i < args.workers; ++i) {
+  const unsigned runtimes = args.per_core ? args.workers : 1;
+  for (unsigned i = 0; i < runtimes; ++i) {
     auto listener = spindle::TcpListener::bind(address, {.backlog = 4096, .reuse_address = true, .reuse_port = true});
     if (!listener) {
       std::fprintf(stderr, "cannot listen on %s: %s\n", address.to_string().c_str(),
@@ -76,17 +84,21 @@ inline int run_server(const ServerArgs& args, ServeFn serve) {
   }
   // Handlers go in before the announcement: a SIGTERM right after it must stop us cleanly.
   std::vector<spindle::SignalListener> signals;
-  for (unsigned i = 0; i < args.workers; ++i) signals.emplace_back(spindle::SignalListener{SIGINT, SIGTERM});
+  for (unsigned i = 0; i < runtimes; ++i) signals.emplace_back(spindle::SignalListener{SIGINT, SIGTERM});
   std::printf("listening on %s\n", address.to_string().c_str());
   std::fflush(stdout);
 
-  std::vector<int> status(args.workers, 0);
+  if (!args.per_core) {
+    spindle::Runtime runtime = spindle::Runtime::multi_thread().worker_threads(args.workers).build();
+    return runtime.block_on(run_worker(std::move(listeners[0]), signals[0], serve));
+  }
+  std::vector<int> status(runtimes, 0);
   auto work = [&](unsigned i) {
     spindle::Runtime runtime;
     status[i] = runtime.block_on(run_worker(std::move(listeners[i]), signals[i], serve));
   };
   std::vector<std::thread> threads;
-  for (unsigned i = 1; i < args.workers; ++i) threads.emplace_back(work, i);
+  for (unsigned i = 1; i < runtimes; ++i) threads.emplace_back(work, i);
   work(0);
   for (auto& thread : threads) thread.join();
   for (int s : status)
