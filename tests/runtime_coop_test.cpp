@@ -16,11 +16,21 @@ using spindle::Task;
 
 namespace {
 
+// Both flavors; the multi_thread runtime with one worker, so that the two tasks share a thread.
+class Coop : public ::testing::TestWithParam<bool> {
+ protected:
+  static Runtime make_runtime() {
+    return GetParam() ? Runtime::multi_thread().worker_threads(1).build() : Runtime::current_thread().build();
+  }
+};
+INSTANTIATE_TEST_SUITE_P(Flavors, Coop, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "MultiThread" : "CurrentThread"; });
+
 // A reader that never has to wait (64 KiB are queued in its socket, read a byte at a time) beside a
 // task that only wants a turn now and then. Without the budget the reader would finish all 65,536
 // reads before the other task ran once; with it, the other task runs about every 128 reads.
-TEST(Coop, AFloodedSocketDoesNotStarveOtherTasks) {
-  Runtime runtime;
+TEST_P(Coop, AFloodedSocketDoesNotStarveOtherTasks) {
+  Runtime runtime = make_runtime();
   runtime.block_on([]() -> Task<void> {
     auto pair = spindle::UnixStream::pair();
     CO_ASSERT(pair);
@@ -51,8 +61,8 @@ TEST(Coop, AFloodedSocketDoesNotStarveOtherTasks) {
   }());
 }
 
-TEST(Coop, AFullChannelDoesNotStarveOtherTasks) {
-  Runtime runtime;
+TEST_P(Coop, AFullChannelDoesNotStarveOtherTasks) {
+  Runtime runtime = make_runtime();
   runtime.block_on([]() -> Task<void> {
     auto [tx, rx] = spindle::mpsc::unbounded_channel<int>();
     constexpr int kValues = 12'800;

@@ -256,30 +256,28 @@ void BM_MultiThreadCrossWorkerPingPong(benchmark::State& state) {
     std::array<std::atomic<bool>, 2> arrived{};
     // Two starters that can only both finish while running in parallel, one per worker; each pins its
     // side there.
-    auto starter = [](int me, std::array<std::atomic<bool>, 2>& flags, benchmark::State& bench,
-                      spindle::Notify& ping_n, spindle::Notify& pong_n,
-                      std::atomic<bool>& done) -> Task<spindle::JoinHandle<void>> {
+    auto starter = [](int me, std::array<std::atomic<bool>, 2>& flags, benchmark::State& bench, spindle::Notify& ping_n,
+                      spindle::Notify& pong_n, std::atomic<bool>& done) -> Task<spindle::JoinHandle<void>> {
       flags[me].store(true);
       while (!flags[1 - me].load()) std::this_thread::yield();
       if (me == 0) {
-        co_return spindle::spawn_local([](benchmark::State& b, spindle::Notify& out, spindle::Notify& in,
-                                          std::atomic<bool>& d) -> Task<void> {
-          for (auto _ : b) {
-            out.notify_one();
-            co_await in.notified();
-          }
-          d = true;
-          out.notify_one();
-        }(bench, ping_n, pong_n, done));
-      }
-      co_return spindle::spawn_local(
-          [](spindle::Notify& in, spindle::Notify& out, std::atomic<bool>& d) -> Task<void> {
-            for (;;) {
-              co_await in.notified();
-              if (d) co_return;
+        co_return spindle::spawn_local(
+            [](benchmark::State& b, spindle::Notify& out, spindle::Notify& in, std::atomic<bool>& d) -> Task<void> {
+              for (auto _ : b) {
+                out.notify_one();
+                co_await in.notified();
+              }
+              d = true;
               out.notify_one();
-            }
-          }(ping_n, pong_n, done));
+            }(bench, ping_n, pong_n, done));
+      }
+      co_return spindle::spawn_local([](spindle::Notify& in, spindle::Notify& out, std::atomic<bool>& d) -> Task<void> {
+        for (;;) {
+          co_await in.notified();
+          if (d) co_return;
+          out.notify_one();
+        }
+      }(ping_n, pong_n, done));
     };
     auto a = spindle::spawn(starter(0, arrived, s, ping, pong, stop));
     auto b = spindle::spawn(starter(1, arrived, s, ping, pong, stop));

@@ -1,6 +1,6 @@
 // Memory per idle task: spawns N tasks that each sleep (parked on a timer, the state of a request
 // waiting for its database), then reports the growth of the resident set per task.
-//   task_memory [N=1000000]
+//   task_memory [N=1000000] [current_thread|multi_thread]   (multi_thread: two workers)
 
 #include <unistd.h>
 
@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <string_view>
+#include <vector>
 
 #include "spindle/spindle.hpp"
 
@@ -29,16 +31,19 @@ Task<void> sleeper() { co_await spindle::sleep(1h); }
 
 int main(int argc, char** argv) {
   const long tasks = argc > 1 ? std::atol(argv[1]) : 1'000'000;
-  spindle::Runtime runtime;
-  runtime.block_on([](long n) -> Task<void> {
+  const bool multi_thread = argc > 2 && std::string_view(argv[2]) == "multi_thread";
+  spindle::Runtime runtime =
+      multi_thread ? spindle::Runtime::multi_thread().worker_threads(2).build() : spindle::Runtime{};
+  runtime.block_on([](long n, spindle::Runtime& rt) -> Task<void> {
     co_await spindle::yield_now();
     const long before = resident_bytes();
+    const std::uint64_t polls_before = rt.metrics().polls;
     for (long i = 0; i < n; ++i) spindle::spawn(sleeper()).detach();
-    co_await spindle::yield_now();  // every task has run once and is parked on its timer
-    co_await spindle::yield_now();
+    // Every task has run once and is parked on its timer.
+    while (rt.metrics().polls - polls_before < static_cast<std::uint64_t>(n)) co_await spindle::sleep(10ms);
     const long after = resident_bytes();
-    std::printf("tasks=%ld live=%zu rss_delta=%ld bytes_per_task=%.1f\n", n, static_cast<std::size_t>(n),
-                after - before, static_cast<double>(after - before) / static_cast<double>(n));
+    std::printf("tasks=%ld live=%zu rss_delta=%ld bytes_per_task=%.1f\n", n, rt.live_tasks() - 1, after - before,
+                static_cast<double>(after - before) / static_cast<double>(n));
     std::printf(
         "frame of sleeper()=%zu bytes, task header=%zu bytes\n",
         [] {
@@ -47,7 +52,7 @@ int main(int argc, char** argv) {
           return spindle::detail::frame_stats().last_size;
         }(),
         sizeof(spindle::detail::SpawnedTask<void>));
-  }(tasks));
+  }(tasks, runtime));
   std::fflush(stdout);
   std::_Exit(0);  // skip tearing down a million tasks: the measurement is done
 }
