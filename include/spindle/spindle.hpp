@@ -10,6 +10,7 @@
 #include "spindle/runtime/blocking.hpp"
 #include "spindle/runtime/join_set.hpp"
 #include "spindle/runtime/runtime.hpp"
+#include "spindle/runtime/task_dump.hpp"
 #include "spindle/runtime/signal.hpp"
 #include "spindle/runtime/spawn.hpp"
 #include "spindle/runtime/task.hpp"

@@ -18,8 +18,8 @@ struct FreeBlock {
 static_assert(sizeof(FreeBlock) <= kFrameSizeClass);
 
 // A thread keeps at most this many free blocks of a class; past it, a batch moves to the depot.
-constexpr std::uint32_t kTransferBatch = 64;
-constexpr std::uint32_t kHighWater = 2 * kTransferBatch;
+[[maybe_unused]] constexpr std::uint32_t kTransferBatch = 64;
+[[maybe_unused]] constexpr std::uint32_t kHighWater = 2 * kTransferBatch;
 
 // Free blocks that no thread holds: batches handed over by threads that free more than they allocate
 // (with work stealing, a task spawned on one worker often ends on another) and the lists of threads that

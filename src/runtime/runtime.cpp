@@ -23,6 +23,7 @@ Runtime::~Runtime() = default;
 
 std::size_t Runtime::live_tasks() const noexcept { return core_->live_tasks(); }
 RuntimeMetrics Runtime::metrics() const noexcept { return core_->metrics(); }
+std::vector<TaskSnapshot> Runtime::dump_tasks() { return core_->dump_tasks(); }
 
 std::size_t Runtime::drain(std::chrono::nanoseconds limit) {
   if (detail::current_context() != nullptr)

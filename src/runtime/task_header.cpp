@@ -87,7 +87,20 @@ void TaskHeader::run() noexcept {
     complete();
     return;
   }
-  state = state_.load(std::memory_order_acquire);
+  end_turn();
+}
+
+bool TaskHeader::begin_inspection() noexcept {
+  std::uint32_t state = state_.load(std::memory_order_acquire);
+  do {
+    if ((state & (kScheduled | kRunning | kComplete)) != 0) return false;
+  } while (
+      !state_.compare_exchange_weak(state, state | kRunning, std::memory_order_acq_rel, std::memory_order_acquire));
+  return true;
+}
+
+void TaskHeader::end_turn() noexcept {
+  std::uint32_t state = state_.load(std::memory_order_acquire);
   std::uint32_t next = 0;
   do {
     next = state & ~(kRunning | kNotified);

@@ -13,9 +13,11 @@
 #include <memory>
 #include <stdexcept>
 #include <utility>
+#include <vector>
 
 #include "spindle/runtime/spawn.hpp"
 #include "spindle/runtime/task.hpp"
+#include "spindle/runtime/task_dump.hpp"
 
 namespace spindle {
 
@@ -142,6 +144,8 @@ class Runtime {
   std::size_t live_tasks() const noexcept;
   /// Activity counters; see RuntimeMetrics.
   RuntimeMetrics metrics() const noexcept;
+  /// Every live task: name, state, and where each waiting task is suspended (task_dump.hpp).
+  std::vector<TaskSnapshot> dump_tasks();
 
   /// Graceful shutdown: keeps running the spawned tasks until all have finished or `limit` has passed;
   /// returns how many are still alive (the destructor then cancels them). Tell them to stop first

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <exception>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "spindle/result.hpp"
@@ -55,6 +56,7 @@ class SpawnedTask final : public TaskHeader {
   }
 
  private:
+  void* root_frame() const noexcept override { return task_.valid() ? task_.handle().address() : nullptr; }
   void destroy_coroutines() noexcept override { task_ = Task<T>{}; }
   void report_unobserved_exception() noexcept override {
     if (task_.valid() && task_.handle().promise().has_exception())
@@ -132,15 +134,21 @@ class [[nodiscard]] JoinHandle {
   detail::SpawnedTask<T>* task_;
 };
 
+/// How to spawn a task.
+struct SpawnOptions {
+  std::string_view name;  ///< shown in task dumps (task_dump.hpp); copied
+};
+
 /// Starts `task` on the current runtime; it runs concurrently with the caller.
 ///
 ///   spawn(handle_connection(std::move(stream))).detach();
+///   spawn(accept_loop(listener), {.name = "accept loop"}).detach();
 template <class T>
-JoinHandle<T> spawn(Task<T> task) {
+JoinHandle<T> spawn(Task<T> task, SpawnOptions options = {}) {
   detail::Scheduler& scheduler = *detail::require_context("spindle::spawn").scheduler;
   auto* spawned = new detail::SpawnedTask<T>(scheduler, std::move(task));
   spawned->add_ref();  // the JoinHandle's
-  scheduler.spawn(*spawned);
+  scheduler.spawn(*spawned, options.name);
   return JoinHandle<T>{spawned};
 }
 
@@ -151,13 +159,13 @@ JoinHandle<T> spawn(Task<T> task) {
 ///
 ///   spawn_local(serve_with(thread_local_cache)).detach();
 template <class T>
-JoinHandle<T> spawn_local(Task<T> task) {
+JoinHandle<T> spawn_local(Task<T> task, SpawnOptions options = {}) {
   detail::Scheduler& scheduler = *detail::require_context("spindle::spawn_local").scheduler;
   const std::uint16_t pin = scheduler.pin_for_current_thread();
   auto* spawned = new detail::SpawnedTask<T>(scheduler, std::move(task));
   spawned->pin_to(pin);
   spawned->add_ref();  // the JoinHandle's
-  scheduler.spawn(*spawned);
+  scheduler.spawn(*spawned, options.name);
   return JoinHandle<T>{spawned};
 }
 

@@ -6,8 +6,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
 
 #include "spindle/runtime/detail/task_header.hpp"
+#include "spindle/runtime/task_dump.hpp"
 
 namespace spindle::detail {
 
@@ -26,7 +31,7 @@ class Scheduler {
   virtual ~Scheduler() = default;
 
   /// Takes ownership of a new task (it stays listed until it completes) and queues its first run.
-  void spawn(TaskHeader& task);
+  void spawn(TaskHeader& task, std::string_view name = {});
   /// The value of TaskHeader::pin_to() that keeps a task on the calling thread (0 where tasks never move).
   /// Throws std::logic_error if the calling thread does not run this scheduler's tasks.
   virtual std::uint16_t pin_for_current_thread() const { return 0; }
@@ -36,6 +41,8 @@ class Scheduler {
   void on_task_complete(TaskHeader& task) noexcept;
   /// Tasks spawned and not yet complete.
   std::size_t live_tasks() const noexcept;
+  /// A snapshot of every live task (task_dump.hpp). Waiting tasks are held still while they are read.
+  std::vector<TaskSnapshot> dump_tasks();
 
  protected:
   /// Destroys every task still listed (runtime shutdown). Their awaiters deregister as frames unwind.
@@ -47,6 +54,7 @@ class Scheduler {
   mutable std::mutex owned_mutex_;
   TaskHeader* owned_head_ = nullptr;
   std::size_t live_tasks_ = 0;
+  std::unordered_map<const TaskHeader*, std::string> names_;  // only tasks spawned with a name
 };
 
 }  // namespace spindle::detail

@@ -133,6 +133,19 @@ class TaskHeader {
   /// Destroys the task's coroutines now, without running them: runtime shutdown only.
   void cancel_now() noexcept;
 
+  /// For task dumps: holds a waiting task as if running it (nothing resumes or destroys its frames
+  /// meanwhile; wakes are kept and acted on by end_turn()). False if it is queued, running or finished.
+  bool begin_inspection() noexcept;
+  /// Ends a run or an inspection: queues the task again if it was woken or aborted meanwhile.
+  void end_turn() noexcept;
+  /// The frame of the task's root coroutine (while the task is held or waiting).
+  virtual void* root_frame() const noexcept = 0;
+  bool is_queued() const noexcept { return (state_.load(std::memory_order_acquire) & kScheduled) != 0; }
+  bool is_running() const noexcept { return (state_.load(std::memory_order_acquire) & kRunning) != 0; }
+  /// Whether the scheduler's name table has an entry for this task (spawned with a name).
+  bool named() const noexcept { return named_; }
+  void set_named() noexcept { named_ = true; }
+
   bool is_complete() const noexcept { return (state_.load(std::memory_order_acquire) & kComplete) != 0; }
   bool was_cancelled() const noexcept { return cancelled_outcome_; }
 
@@ -210,6 +223,7 @@ class TaskHeader {
   bool cancelled_outcome_ = false;
   std::atomic<bool> detached_{false};
   std::uint16_t pinned_worker_ = 0;  // set before the first run, read by the scheduler only
+  bool named_ = false;
 };
 
 inline void Waker::wake() const noexcept { task->wake(resume_at); }
