@@ -101,27 +101,35 @@ TEST(MultiThread, AMillionSpawnedTasksAllRunOnce) {
   EXPECT_GT(m.steals + m.overflows, 0u);  // the spawning worker's queue spilled or was stolen from
 }
 
-// A burst of tasks spawned from one worker: the other worker steals, and every task runs exactly once.
+// Bursts of tasks spawned from one worker, which then blocks its thread until all of them have
+// started: the other worker can only get them by stealing (200 fit in the local queue, so none
+// overflow to the injection queue). Every task runs exactly once.
 TEST(MultiThread, StealStormsLoseNoTask) {
   static constexpr int kRounds = 50;
-  static constexpr int kTasks = 2000;
+  static constexpr int kTasks = 200;
   Runtime runtime = two_workers();
   std::vector<std::atomic<int>> runs(kRounds * kTasks);
   runtime.block_on([](std::vector<std::atomic<int>>& counters) -> Task<void> {
     for (int round = 0; round < kRounds; ++round) {
+      std::atomic<int> started{0};
+      std::atomic<bool> all_started{false};
       std::vector<spindle::JoinHandle<void>> handles;
       for (int i = 0; i < kTasks; ++i) {
-        handles.push_back(spindle::spawn([](std::atomic<int>& c) -> Task<void> {
-          c.fetch_add(1, std::memory_order_relaxed);
-          for (int spin = 0; spin < 200; ++spin) std::atomic_signal_fence(std::memory_order_seq_cst);
-          co_await spindle::yield_now();  // requeued: moves between queues again
-        }(counters[round * kTasks + i])));
+        handles.push_back(
+            spindle::spawn([](std::atomic<int>& c, std::atomic<int>& s, std::atomic<bool>& all) -> Task<void> {
+              c.fetch_add(1, std::memory_order_relaxed);
+              if (s.fetch_add(1) + 1 == kTasks) all.store(true);
+              co_await spindle::yield_now();  // requeued: moves between queues again
+            }(counters[round * kTasks + i], started, all_started)));
       }
+      CO_ASSERT(wait_for(all_started));  // this worker is blocked: the other one stole them all
       for (auto& handle : handles) EXPECT_TRUE(co_await std::move(handle));
     }
   }(runs));
   for (auto& count : runs) ASSERT_EQ(count.load(), 1);
-  EXPECT_GT(runtime.metrics().steals, 0u);
+  const spindle::RuntimeMetrics m = runtime.metrics();
+  EXPECT_GE(m.steals, static_cast<std::uint64_t>(kRounds));
+  EXPECT_EQ(m.overflows, 0u);
 }
 
 // Starts `body(i)` as spawn_local tasks on two different workers: two meeting tasks (which can only both

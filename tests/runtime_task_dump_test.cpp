@@ -77,7 +77,7 @@ TEST(TaskDump, DumpingAMultiThreadRuntimeWhileItRuns) {
   Runtime runtime = Runtime::multi_thread().worker_threads(2).build();
   std::atomic<bool> stop{false};
   std::thread dumper([&] {
-    while (!stop.load()) {
+    for (; !stop.load(); std::this_thread::sleep_for(1ms)) {
       for (const TaskSnapshot& task : runtime.dump_tasks()) {
         if (task.state == TaskSnapshot::State::waiting && task.name == "sleeper") {
           EXPECT_NE(task.spawned_as.find("lambda"), std::string::npos) << task.spawned_as;
