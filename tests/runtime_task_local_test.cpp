@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "spindle/runtime/runtime.hpp"
 #include "spindle/runtime/spawn.hpp"
@@ -73,6 +74,32 @@ TEST(TaskLocal, ACancelledScopeIsUnwound) {
     EXPECT_FALSE(timed_out);
     EXPECT_EQ(request_id.try_get(), nullptr);
   }());
+}
+
+// On the multi_thread runtime a task may resume on another worker after any await: its task-locals go
+// with it (they live in the task, not in the thread). Many tasks, each checking its own value after
+// every sleep; with two workers some of them certainly move.
+TEST(TaskLocal, FollowsTasksThatMoveBetweenWorkers) {
+  Runtime runtime = Runtime::multi_thread().worker_threads(2).build();
+  const int wrong = runtime.block_on([]() -> Task<int> {
+    std::vector<spindle::JoinHandle<int>> tasks;
+    for (int i = 0; i < 200; ++i) {
+      const std::string id = "req-" + std::to_string(i);
+      auto body = [](std::string expected) -> Task<int> {
+        int mismatches = 0;
+        for (int k = 0; k < 20; ++k) {
+          co_await spindle::sleep(1ms);
+          if (request_id.get() != expected) ++mismatches;
+        }
+        co_return mismatches;
+      };
+      tasks.push_back(spindle::spawn(request_id.scope(id, body(id))));
+    }
+    int total = 0;
+    for (auto& task : tasks) total += *co_await std::move(task);
+    co_return total;
+  }());
+  EXPECT_EQ(wrong, 0);
 }
 
 }  // namespace

@@ -230,6 +230,12 @@ class MultiThreadCore final : public RuntimeCore {
       notify_parked();
       return;
     }
+    if (worker->in_driver && inject_length_.load(std::memory_order_acquire) != 0) {
+      // Tasks that overflowed earlier wait in the injection queue: a connection that became ready
+      // later must not overtake them (at 1,000 ready connections that decides the tail latency).
+      push_inject(task);
+      return;
+    }
     if (hint == ScheduleHint::woken && !worker->in_driver) {
       // Message passing: the task just woken probably wants what the running task produced, while it is
       // still in this CPU's cache. It runs next; the one it displaces goes to the queue.
@@ -318,7 +324,7 @@ class MultiThreadCore final : public RuntimeCore {
 
   TaskHeader* next_task(Worker& worker) {
     if (worker.tick % kGlobalQueueInterval == 0) {
-      if (TaskHeader* task = pop_inject()) return task;
+      if (TaskHeader* task = pull_from_inject(worker)) return task;
     }
     if (TaskHeader* task = std::exchange(worker.lifo, nullptr)) return task;
     // Pinned and stealable tasks take turns going first, so neither kind starves the other.
@@ -485,14 +491,6 @@ class MultiThreadCore final : public RuntimeCore {
     std::lock_guard lock(inject_mutex_);
     inject_.push(task);
     inject_length_.fetch_add(1, std::memory_order_release);
-  }
-
-  TaskHeader* pop_inject() {
-    if (inject_length_.load(std::memory_order_acquire) == 0) return nullptr;
-    std::lock_guard lock(inject_mutex_);
-    TaskHeader* task = inject_.pop();
-    if (task != nullptr) inject_length_.fetch_sub(1, std::memory_order_relaxed);
-    return task;
   }
 
   // Takes a fair share of the injection queue: one task to run now, a batch into the local queue.
