@@ -187,20 +187,47 @@ TEST(MultiThread, PingPongAcrossWorkers) {
   }());
 }
 
+// Pinned tasks woken every way there is (timers fired by whichever worker drives the reactor, their own
+// yields) while a thread outside keeps the injection queue busy, which is where tasks woken by the
+// reactor go when it is not empty: a pinned task must never take that road.
 TEST(MultiThread, PinnedTasksStayOnTheirWorkerThroughWakesAndSleeps) {
   Runtime runtime = two_workers();
-  runtime.block_on([]() -> Task<void> {
+  std::atomic<bool> feed{false};
+  std::atomic<bool> stop{false};
+  std::thread feeder([&] {
+    // Bursts of short busy tasks (about 40% of one core): the reactor is often polled by a busy worker
+    // while the injection queue holds some of them. Started once the pinned tasks exist: the burst
+    // would otherwise keep the workers from meeting in spawn_on_both_workers.
+    while (!stop.load()) {
+      if (feed.load()) {
+        for (int i = 0; i < 10; ++i) {
+          runtime.handle()
+              .spawn([]() -> Task<void> {
+                const auto until = std::chrono::steady_clock::now() + 20us;
+                while (std::chrono::steady_clock::now() < until) {
+                }
+                co_await spindle::yield_now();
+              }())
+              .detach();
+        }
+      }
+      std::this_thread::sleep_for(500us);
+    }
+  });
+  runtime.block_on([](std::atomic<bool>& start_feeding) -> Task<void> {
     std::atomic<int> moved{0};
-    auto body = [&moved](int) -> Task<std::thread::id> {
-      return [](std::atomic<int>& m) -> Task<std::thread::id> {
+    auto body = [&moved, &start_feeding](int) -> Task<std::thread::id> {
+      return [](std::atomic<int>& m, std::atomic<bool>& go) -> Task<std::thread::id> {
         const std::thread::id home = std::this_thread::get_id();
+        go.store(true);
         for (int i = 0; i < 200; ++i) {
           if (i % 3 == 0) co_await spindle::sleep(1ms);  // woken by whichever worker drives the timers
+          if (std::this_thread::get_id() != home) m.fetch_add(1);
           co_await spindle::yield_now();
           if (std::this_thread::get_id() != home) m.fetch_add(1);
         }
         co_return home;
-      }(moved);
+      }(moved, start_feeding);
     };
     auto handles = co_await spawn_on_both_workers(body);
     auto a = co_await std::move(handles[0]);
@@ -208,7 +235,9 @@ TEST(MultiThread, PinnedTasksStayOnTheirWorkerThroughWakesAndSleeps) {
     CO_ASSERT(a && b);
     EXPECT_NE(*a, *b);
     EXPECT_EQ(moved.load(), 0);
-  }());
+  }(feed));
+  stop = true;
+  feeder.join();
 }
 
 TEST(MultiThread, ChannelsUnderContention) {

@@ -230,7 +230,7 @@ class MultiThreadCore final : public RuntimeCore {
       notify_parked();
       return;
     }
-    if (worker->in_driver && inject_length_.load(std::memory_order_acquire) != 0) {
+    if (worker->in_driver && task.pinned_worker() == 0 && inject_length_.load(std::memory_order_acquire) != 0) {
       // Tasks that overflowed earlier wait in the injection queue: a connection that became ready
       // later must not overtake them (at 1,000 ready connections that decides the tail latency).
       push_inject(task);
@@ -387,8 +387,9 @@ class MultiThreadCore final : public RuntimeCore {
   }
 
   bool transition_from_parked(Worker& worker) {
-    if (worker.has_tasks()) {
-      // Woken by its own reactor turn: back to work, but not as a searcher (unless it was notified too).
+    // Its own reactor turn may have queued tasks here, or behind others in the injection queue.
+    if (worker.has_tasks() || inject_length_.load(std::memory_order_acquire) != 0) {
+      // Back to work, but not as a searcher (unless it was notified too).
       worker.searching = !idle_.unpark_worker_by_id(worker.index);
       return true;
     }
