@@ -230,9 +230,12 @@ class MultiThreadCore final : public RuntimeCore {
       notify_parked();
       return;
     }
-    if (worker->in_driver && task.pinned_worker() == 0 && inject_length_.load(std::memory_order_acquire) != 0) {
-      // Tasks that overflowed earlier wait in the injection queue: a connection that became ready
-      // later must not overtake them (at 1,000 ready connections that decides the tail latency).
+    if (worker->in_driver && task.pinned_worker() == 0 &&
+        (worker->queue.remaining_slots() == 0 || inject_length_.load(std::memory_order_acquire) != 0)) {
+      // A reactor turn can wake more tasks than the local queue holds. They queue up in the order they
+      // became ready: the first ones here, the rest behind them in the injection queue, where the other
+      // workers take them. (Overflowing would move the oldest half out and let later ones overtake
+      // them: at 1,000 ready connections that decides the tail latency.)
       push_inject(task);
       return;
     }
@@ -400,7 +403,8 @@ class MultiThreadCore final : public RuntimeCore {
 
   bool should_notify_others(const Worker& worker) const noexcept {
     if (worker.searching) return false;
-    return (worker.lifo != nullptr ? 1 : 0) + worker.queue.len() > 1;
+    return (worker.lifo != nullptr ? 1 : 0) + worker.queue.len() > 1 ||
+           inject_length_.load(std::memory_order_acquire) != 0;
   }
 
   void park_worker(Worker& worker) {
