@@ -36,26 +36,30 @@ void BM_TaskCreateAwait(benchmark::State& state) {
 BENCHMARK(BM_TaskCreateAwait);
 
 // spawn() + await of its JoinHandle: header and frame allocation, a trip through the run queue.
+Task<void> spawn_join_loop(benchmark::State& s) {
+  int value = 0;
+  for (auto _ : s) {
+    auto outcome = co_await spindle::spawn(ready_value(value));
+    value = *outcome;
+  }
+  benchmark::DoNotOptimize(value);
+}
+
 void BM_SpawnJoin(benchmark::State& state) {
   Runtime runtime;
-  runtime.block_on([](benchmark::State& s) -> Task<void> {
-    int value = 0;
-    for (auto _ : s) {
-      auto outcome = co_await spindle::spawn(ready_value(value));
-      value = *outcome;
-    }
-    benchmark::DoNotOptimize(value);
-  }(state));
+  runtime.block_on(spawn_join_loop(state));
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_SpawnJoin);
 
 // A task switch: yield_now() queues the task behind the others and resumes it.
+Task<void> yield_loop(benchmark::State& s) {
+  for (auto _ : s) co_await spindle::yield_now();
+}
+
 void BM_YieldNow(benchmark::State& state) {
   Runtime runtime;
-  runtime.block_on([](benchmark::State& s) -> Task<void> {
-    for (auto _ : s) co_await spindle::yield_now();
-  }(state));
+  runtime.block_on(yield_loop(state));
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_YieldNow);
@@ -156,19 +160,21 @@ BENCHMARK(BM_EchoRoundTripTcp);
 
 // mpsc throughput on one thread: a producer task sends into a bounded channel of 1024, the consumer
 // (the benchmark's task) receives; per value.
+Task<void> mpsc_loop(benchmark::State& s) {
+  auto [tx, rx] = spindle::mpsc::channel<long>(1024);
+  auto producer = spindle::spawn([](spindle::mpsc::Sender<long> sender) -> Task<void> {
+    for (long i = 0;; ++i)
+      if (!co_await sender.send(i)) co_return;
+  }(std::move(tx)));
+  long sum = 0;
+  for (auto _ : s) sum += *co_await rx.recv();
+  benchmark::DoNotOptimize(sum);
+  producer.abort();
+}
+
 void BM_MpscThroughput(benchmark::State& state) {
   Runtime runtime;
-  runtime.block_on([](benchmark::State& s) -> Task<void> {
-    auto [tx, rx] = spindle::mpsc::channel<long>(1024);
-    auto producer = spindle::spawn([](spindle::mpsc::Sender<long> sender) -> Task<void> {
-      for (long i = 0;; ++i)
-        if (!co_await sender.send(i)) co_return;
-    }(std::move(tx)));
-    long sum = 0;
-    for (auto _ : s) sum += *co_await rx.recv();
-    benchmark::DoNotOptimize(sum);
-    producer.abort();
-  }(state));
+  runtime.block_on(mpsc_loop(state));
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_MpscThroughput);
@@ -208,40 +214,21 @@ Runtime one_worker() { return Runtime::multi_thread().worker_threads(1).build();
 
 void BM_MultiThreadSpawnJoin(benchmark::State& state) {
   Runtime runtime = one_worker();
-  runtime.block_on([](benchmark::State& s) -> Task<void> {
-    int value = 0;
-    for (auto _ : s) {
-      auto outcome = co_await spindle::spawn(ready_value(value));
-      value = *outcome;
-    }
-    benchmark::DoNotOptimize(value);
-  }(state));
+  runtime.block_on(spawn_join_loop(state));
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_MultiThreadSpawnJoin);
 
 void BM_MultiThreadYieldNow(benchmark::State& state) {
   Runtime runtime = one_worker();
-  runtime.block_on([](benchmark::State& s) -> Task<void> {
-    for (auto _ : s) co_await spindle::yield_now();
-  }(state));
+  runtime.block_on(yield_loop(state));
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_MultiThreadYieldNow);
 
 void BM_MultiThreadMpscThroughput(benchmark::State& state) {
   Runtime runtime = Runtime::multi_thread().worker_threads(static_cast<unsigned>(state.range(0))).build();
-  runtime.block_on([](benchmark::State& s) -> Task<void> {
-    auto [tx, rx] = spindle::mpsc::channel<long>(1024);
-    auto producer = spindle::spawn([](spindle::mpsc::Sender<long> sender) -> Task<void> {
-      for (long i = 0;; ++i)
-        if (!co_await sender.send(i)) co_return;
-    }(std::move(tx)));
-    long sum = 0;
-    for (auto _ : s) sum += *co_await rx.recv();
-    benchmark::DoNotOptimize(sum);
-    producer.abort();
-  }(state));
+  runtime.block_on(mpsc_loop(state));
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_MultiThreadMpscThroughput)->Arg(1)->Arg(2)->UseRealTime();

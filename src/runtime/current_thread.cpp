@@ -5,7 +5,6 @@
 #include <mutex>
 #include <optional>
 
-#include "spindle/runtime/blocking.hpp"
 #include "spindle/runtime/detail/context.hpp"
 #include "spindle/runtime/detail/reactor.hpp"
 #include "spindle/runtime/detail/signal_driver.hpp"
@@ -138,9 +137,7 @@ class CurrentThreadCore final : public RuntimeCore {
     m.io_completions = io_completions_.load(std::memory_order_relaxed);
     m.timers_fired = timers_fired_.load(std::memory_order_relaxed);
     m.remote_schedules = remote_schedules_.load(std::memory_order_relaxed);
-    const BlockingPoolStats pool = blocking_pool_stats();
-    m.blocking_threads = pool.threads;
-    m.blocking_queue_depth = pool.queued_jobs;
+    add_blocking_pool_metrics(m);
     return m;
   }
 

@@ -24,7 +24,6 @@
 #include <vector>
 
 #include "runtime_core.hpp"
-#include "spindle/runtime/blocking.hpp"
 #include "spindle/runtime/detail/context.hpp"
 #include "spindle/runtime/detail/local_queue.hpp"
 #include "spindle/runtime/detail/reactor.hpp"
@@ -278,9 +277,7 @@ class MultiThreadCore final : public RuntimeCore {
     }
     m.remote_schedules = remote_schedules_.load(std::memory_order_relaxed);
     m.injection_queue_depth = inject_length_.load(std::memory_order_relaxed);
-    const BlockingPoolStats pool = blocking_pool_stats();
-    m.blocking_threads = pool.threads;
-    m.blocking_queue_depth = pool.queued_jobs;
+    add_blocking_pool_metrics(m);
     return m;
   }
 

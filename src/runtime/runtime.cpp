@@ -3,11 +3,18 @@
 #include <stdexcept>
 
 #include "runtime_core.hpp"
+#include "spindle/runtime/blocking.hpp"
 
 namespace spindle::detail {
 
 Scheduler& scheduler_of(RuntimeCore& core) noexcept { return core; }
 void run_until_complete(RuntimeCore& core, TaskHeader& root) { core.run_until_complete(root); }
+
+void add_blocking_pool_metrics(RuntimeMetrics& metrics) noexcept {
+  const BlockingPoolStats pool = blocking_pool_stats();
+  metrics.blocking_threads = pool.threads;
+  metrics.blocking_queue_depth = pool.queued_jobs;
+}
 
 }  // namespace spindle::detail
 

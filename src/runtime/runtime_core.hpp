@@ -70,6 +70,9 @@ inline int wait_timeout(std::optional<std::uint64_t> deadline, std::uint64_t now
   return static_cast<int>(std::min<std::uint64_t>(*deadline - now, INT_MAX));
 }
 
+/// Fills in the process-wide blocking pool's figures.
+void add_blocking_pool_metrics(RuntimeMetrics& metrics) noexcept;
+
 /// Adds to a counter written by one thread and read by any (a relaxed store, no read-modify-write).
 inline void count_up(std::atomic<std::uint64_t>& counter, std::uint64_t by) noexcept {
   counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
