@@ -283,7 +283,7 @@ class MultiThreadCore final : public RuntimeCore {
 
  protected:
   void task_finished(TaskHeader& task, std::size_t live_left) noexcept override {
-    if (live_left != 0 && &task != awaited_root_.load(std::memory_order_acquire)) return;
+    if (live_left != 0 && &task != awaited_root_.load(std::memory_order_seq_cst)) return;
     { std::lock_guard lock(done_mutex_); }  // the waiter is either before its check or inside wait()
     done_.notify_all();
   }

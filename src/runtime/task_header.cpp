@@ -78,7 +78,7 @@ void TaskHeader::run() noexcept {
   // cannot change under us: every other claim fails while it is there.
   const std::uintptr_t point = wake_point_.load(std::memory_order_acquire);
   if (point != 0 && (point & kTags) == 0) {
-    wake_point_.store(0, std::memory_order_relaxed);
+    wake_point_.store(kRunningMark, std::memory_order_relaxed);
     CurrentTaskScope guard(this);
     t_coop_budget = kCoopBudget;
     std::coroutine_handle<>::from_address(reinterpret_cast<void*>(point)).resume();
@@ -123,7 +123,7 @@ void TaskHeader::cancel_now() noexcept {
 
 void TaskHeader::complete() noexcept {
   add_ref();  // keep this alive until we are done: the scheduler's reference goes below
-  state_.fetch_or(kComplete, std::memory_order_acq_rel);
+  state_.fetch_or(kComplete, std::memory_order_seq_cst);  // see is_complete()
   if (detached_.load(std::memory_order_acquire)) report_unobserved_exception();
   // Woken under the lock: the joiner's awaiter clears its waker under the same lock before its task can
   // go away, so the task is alive while this wake runs (the rule of every wake source).

@@ -56,7 +56,7 @@ void TimerWheel::insert(TimerEntry& entry) noexcept {
 void TimerWheel::insert_locked(TimerEntry& entry) noexcept {
   if (entry.deadline <= elapsed_) entry.deadline = elapsed_ + 1;
   if (entry.deadline - elapsed_ > kMaxTicks) entry.deadline = elapsed_ + kMaxTicks;
-  entry.home = this;
+  if (entry.home != this) entry.home = this;  // a re-arm in on_fire must not write what disarm() reads
   entry.in_wheel = true;
   ++size_;
   link(entry, level_for(elapsed_, entry.deadline));

@@ -8,7 +8,9 @@
 // unless it is already queued or running. A task waits for one thing at a time, so one wake point
 // suffices, and the first wake of a suspension wins: a second one (timeout() races its timer against the
 // operation, which may finish on another thread at the same instant) finds the point taken and is
-// dropped. The next run of the task takes the point back (resumes it) and frees it for the next wait.
+// dropped. The next run of the task takes the point back (resumes it) and marks it running: only the
+// next suspension, which make_waker records, can be claimed again, so a waker left over from the
+// suspension that just ended (the operation a timeout is destroying) cannot wake the task.
 //
 // The wake point word also says where a waiting task is suspended (make_waker records the coroutine,
 // tagged, for task dumps), and a waker that must do work before it knows whether it wakes the task (the
@@ -107,14 +109,16 @@ class TaskHeader {
   /// Takes back a wake-up the task itself no longer needs (it is running); true if `resume_at` held it.
   bool retract_wake(std::coroutine_handle<> resume_at) noexcept {
     std::uintptr_t expected = address_of(resume_at);
-    return wake_point_.compare_exchange_strong(expected, 0, std::memory_order_acq_rel, std::memory_order_acquire);
+    return wake_point_.compare_exchange_strong(expected, kRunningMark, std::memory_order_acq_rel,
+                                               std::memory_order_acquire);
   }
   /// Queues the task after a successful claim_wake() (or marks it notified if it is running).
   void schedule_claimed() noexcept;
-  /// Notes that the task is suspending at `h` (for dumps); never overrides a pending wake.
+  /// Opens a new suspension at `h`: from now on a wake for it may claim the wake point (and one left
+  /// over from the previous suspension may not). Also what dumps show. Never overrides a pending wake.
   void record_suspension(std::coroutine_handle<> h) noexcept {
     std::uintptr_t current = wake_point_.load(std::memory_order_relaxed);
-    while ((current == 0 || (current & kSuspendedAt) != 0) &&
+    while ((current == kRunningMark || (current & kTags) == kSuspendedAt) &&
            !wake_point_.compare_exchange_weak(current, address_of(h) | kSuspendedAt, std::memory_order_release,
                                               std::memory_order_relaxed)) {
     }
@@ -146,7 +150,10 @@ class TaskHeader {
   bool named() const noexcept { return named_; }
   void set_named() noexcept { named_ = true; }
 
-  bool is_complete() const noexcept { return (state_.load(std::memory_order_acquire) & kComplete) != 0; }
+  // seq_cst, with complete()'s fetch_or: a thread that publishes "I wait for this task" and then checks
+  // is_complete(), against the task that completes and then checks who waits (block_on), cannot both
+  // miss each other.
+  bool is_complete() const noexcept { return (state_.load(std::memory_order_seq_cst) & kComplete) != 0; }
   bool was_cancelled() const noexcept { return cancelled_outcome_; }
 
   /// Registers who to wake on completion; false if the task is complete already.
@@ -199,20 +206,25 @@ class TaskHeader {
   static constexpr std::uintptr_t kSuspendedAt = 1;  // not a wake: where the task waits, for dumps
   static constexpr std::uintptr_t kProvisional = 2;  // claimed by a waker that has not decided yet
   static constexpr std::uintptr_t kTags = kSuspendedAt | kProvisional;
+  // Set by run() as it takes the wake point: resumed, no new suspension yet. Nothing can claim it, so
+  // a waker of the suspension just ended (the operation a timeout is about to destroy, still
+  // registered) cannot wake a coroutine that is about to be gone.
+  static constexpr std::uintptr_t kRunningMark = kTags;
   static std::uintptr_t address_of(std::coroutine_handle<> h) noexcept {
     return reinterpret_cast<std::uintptr_t>(h.address());
   }
+  // Only an open suspension (recorded by make_waker, not yet woken) can be claimed.
   bool claim(std::uintptr_t point) noexcept {
     std::uintptr_t current = wake_point_.load(std::memory_order_acquire);
-    while (current == 0 || (current & kSuspendedAt) != 0) {
+    while ((current & kTags) == kSuspendedAt) {
       if (wake_point_.compare_exchange_weak(current, point, std::memory_order_acq_rel, std::memory_order_acquire))
         return true;
     }
     return false;
   }
 
-  // The coroutine the next run resumes, untagged; or, tagged, where the task waits or a provisional
-  // claim. 0: not woken since its last run and no suspension recorded. See claim_wake().
+  // The coroutine the next run resumes, untagged; or, tagged, where the task waits, a provisional claim,
+  // or kRunningMark. See claim_wake().
   std::atomic<std::uintptr_t> wake_point_;
   std::atomic<std::uint32_t> state_{0};
   std::atomic<std::uint32_t> refs_{1};  // the scheduler's reference, dropped when the task completes
