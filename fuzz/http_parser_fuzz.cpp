@@ -1,6 +1,6 @@
-// Fuzzes the HTTP/1.1 request parser and the chunked decoder. Besides the sanitizers' checks, two
-// oracles: a request fed in two pieces must parse exactly as the whole, and a chunked body decoded a
-// byte at a time must give the same data and outcome as decoded at once.
+// Fuzzes the HTTP/1.1 request and response parsers and the chunked decoder. Besides the sanitizers'
+// checks, two oracles: a head fed in two pieces must parse exactly as the whole, and a chunked body
+// decoded a byte at a time must give the same data and outcome as decoded at once.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -32,6 +32,20 @@ void fuzz_request(std::string_view input, std::size_t split) {
     }
   } else if (status == spindle::http::RequestParser::Status::error) {
     check(whole.error().status == pieces.error().status);
+  }
+}
+
+void fuzz_response(std::string_view input, std::size_t split, bool request_was_head) {
+  spindle::http::ResponseParser whole;
+  const auto expected = whole.parse(input, request_was_head);
+  spindle::http::ResponseParser pieces;
+  auto status = pieces.parse(input.substr(0, split), request_was_head);
+  if (status == spindle::http::ResponseParser::Status::incomplete) status = pieces.parse(input, request_was_head);
+  check(status == expected);
+  if (status == spindle::http::ResponseParser::Status::complete) {
+    check(pieces.head_size() == whole.head_size() && whole.head_size() <= input.size());
+    check(pieces.head().status == whole.head().status && whole.head().status >= 100 && whole.head().status <= 999);
+    check(pieces.head().framing == whole.head().framing);
   }
 }
 
@@ -72,10 +86,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size == 0) return 0;
   // The first byte picks the mode and the split point; the rest is the message.
   const std::string_view input(reinterpret_cast<const char*>(data + 1), size - 1);
-  if ((data[0] & 1) == 0) {
-    fuzz_request(input, input.empty() ? 0 : data[0] % (input.size() + 1));
-  } else {
-    fuzz_chunked(input);
+  const std::size_t split = data[0] % (input.size() + 1);
+  switch (data[0] % 3) {
+    case 0:
+      fuzz_request(input, split);
+      break;
+    case 1:
+      fuzz_chunked(input);
+      break;
+    default:
+      fuzz_response(input, split, (data[0] & 8) != 0);
+      break;
   }
   return 0;
 }

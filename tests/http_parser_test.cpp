@@ -233,3 +233,65 @@ TEST(HttpParser, ChunkedDecoderRefusesMalformedFraming) {
 }
 
 }  // namespace
+
+namespace {
+
+using spindle::http::ResponseParser;
+
+TEST(HttpParser, ParsesResponsesAndTheirFraming) {
+  struct Case {
+    std::string response;
+    bool request_was_head;
+    int status;
+    BodyFraming framing;
+    bool keep_alive;
+  };
+  const std::vector<Case> cases = {
+      {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false, 200, BodyFraming::content_length, true},
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false, 200, BodyFraming::chunked, true},
+      {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true, 200, BodyFraming::none, true},  // HEAD
+      {"HTTP/1.1 204 No Content\r\n\r\n", false, 204, BodyFraming::none, true},
+      {"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", false, 304, BodyFraming::none, true},
+      {"HTTP/1.1 100 Continue\r\n\r\n", false, 100, BodyFraming::none, true},
+      {"HTTP/1.1 200 OK\r\n\r\n", false, 200, BodyFraming::until_close, false},
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false, 200, BodyFraming::until_close, false},
+      {"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false, 200, BodyFraming::content_length, false},
+      {"HTTP/1.1 404 \r\nContent-Length: 0\r\nConnection: close\r\n\r\n", false, 404, BodyFraming::content_length,
+       false},
+  };
+  for (const Case& c : cases) {
+    ResponseParser parser;
+    ASSERT_EQ(parser.parse(c.response, c.request_was_head), ResponseParser::Status::complete) << c.response;
+    EXPECT_EQ(parser.head().status, c.status) << c.response;
+    EXPECT_EQ(parser.head().framing, c.framing) << c.response;
+    EXPECT_EQ(parser.head().keep_alive, c.keep_alive) << c.response;
+  }
+  ResponseParser parser;
+  ASSERT_EQ(parser.parse("HTTP/1.1 201 Created\r\nLocation: /users/7\r\n\r\n"), ResponseParser::Status::complete);
+  EXPECT_EQ(parser.head().reason, "Created");
+  EXPECT_EQ(parser.head().fields[0].value, "/users/7");
+}
+
+TEST(HttpParser, RefusesMalformedResponses) {
+  const std::vector<std::string> bad = {
+      "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",  // smuggling / splitting
+      "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+      "HTTP/1.1 200\r\n\r\n",  // the SP after the code is required
+      "HTTP/1.1 2000 OK\r\n\r\n",
+      "HTTP/1.1 abc OK\r\n\r\n",
+      "HTTP/1.1 099 Low\r\n\r\n",
+      "HTTP/2.0 200 OK\r\n\r\n",
+      "HTTP/1.1 200 OK\nX: y\r\n\r\n",
+      "HTTP/1.1 200 OK\r\n X: folded\r\n\r\n",
+      "HTTP/1.1 200 O\x01K\r\n\r\n",
+  };
+  for (const std::string& response : bad) {
+    ResponseParser parser;
+    EXPECT_EQ(parser.parse(response), ResponseParser::Status::error) << response;
+    EXPECT_EQ(parser.error().status, 502);
+  }
+  ResponseParser parser;
+  EXPECT_EQ(parser.parse("HTTP/1.1 200 OK\r\nContent-"), ResponseParser::Status::incomplete);
+}
+
+}  // namespace

@@ -91,6 +91,112 @@ void for_each_element(std::string_view value, Each each) {
   }
 }
 
+// Looks for the empty line ending a head in buffer[start..], from `from` on; every LF must follow a CR.
+// Returns the size of the head up to and including the empty line (from the buffer's start), 0 if it has
+// not arrived yet, or npos for a bare LF.
+std::size_t find_head_end(std::string_view buffer, std::size_t start, std::size_t from) noexcept {
+  for (;;) {
+    const void* found = std::memchr(buffer.data() + from, '\n', buffer.size() - from);
+    if (found == nullptr) return 0;
+    const std::size_t lf = static_cast<std::size_t>(static_cast<const char*>(found) - buffer.data());
+    if (lf == start || buffer[lf - 1] != '\r') return std::string_view::npos;
+    if (lf >= start + 3 && buffer[lf - 2] == '\n' && buffer[lf - 3] == '\r') return lf + 1;
+    from = lf + 1;
+  }
+}
+
+// Splits the field lines of a head (after the start line's CRLF, before the empty line) into views.
+// Returns the reason for a malformed line; `too_many` says the limit was the problem.
+std::string_view parse_field_lines(std::string_view block, std::vector<HeaderField>& fields, std::size_t max_fields,
+                                   bool& too_many) {
+  fields.clear();
+  too_many = false;
+  std::size_t pos = 0;
+  while (pos < block.size()) {
+    const std::size_t end = block.find("\r\n", pos);
+    const std::string_view line = block.substr(pos, end - pos);
+    pos = end + 2;
+    if (is_ows(line.front())) return "obsolete line folding";
+    const std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos) return "field line without a colon";
+    const std::string_view name = line.substr(0, colon);
+    if (!is_token(name)) return "invalid field name";
+    const std::string_view value = trim_ows(line.substr(colon + 1));
+    if (!is_field_value(value)) return "invalid character in field value";
+    if (fields.size() == max_fields) {
+      too_many = true;
+      return "too many header fields";
+    }
+    fields.push_back(HeaderField{name, value});
+  }
+  return {};
+}
+
+// What the fields say about framing and the connection, for requests and responses alike.
+struct FieldSummary {
+  bool has_content_length = false;
+  std::uint64_t content_length = 0;
+  bool has_transfer_encoding = false;
+  bool chunked_last = false;      // the final coding is chunked
+  bool chunked_not_last = false;  // chunked, then something else
+  bool unknown_coding = false;
+  int hosts = 0;
+  std::string_view host;
+  bool close = false;
+  bool keep_alive = false;
+  bool expect_continue = false;
+  bool other_expectation = false;
+};
+
+// Returns the reason if a Content-Length is malformed or two of them differ.
+std::string_view summarize(std::span<const HeaderField> fields, FieldSummary& out) {
+  for (const HeaderField& f : fields) {
+    if (iequals(f.name, "content-length")) {
+      std::uint64_t length = 0;
+      if (f.value.empty()) return "invalid Content-Length";
+      for (char c : f.value) {
+        if (c < '0' || c > '9') return "invalid Content-Length";
+        if (length > (std::numeric_limits<std::uint64_t>::max() - 9) / 10) return "Content-Length overflows";
+        length = length * 10 + static_cast<std::uint64_t>(c - '0');
+      }
+      if (out.has_content_length && length != out.content_length) return "conflicting Content-Length";
+      out.has_content_length = true;
+      out.content_length = length;
+    } else if (iequals(f.name, "transfer-encoding")) {
+      out.has_transfer_encoding = true;
+      for_each_element(f.value, [&](std::string_view coding) {
+        if (out.chunked_last) out.chunked_not_last = true;
+        out.chunked_last = iequals(coding, "chunked");
+        if (!out.chunked_last) out.unknown_coding = true;
+      });
+    } else if (iequals(f.name, "host")) {
+      ++out.hosts;
+      out.host = f.value;
+    } else if (iequals(f.name, "connection")) {
+      for_each_element(f.value, [&](std::string_view option) {
+        if (iequals(option, "close")) out.close = true;
+        if (iequals(option, "keep-alive")) out.keep_alive = true;
+      });
+    } else if (iequals(f.name, "expect")) {
+      if (iequals(f.value, "100-continue"))
+        out.expect_continue = true;
+      else
+        out.other_expectation = true;
+    }
+  }
+  return {};
+}
+
+// "HTTP/d.d": false if malformed; `supported` for 1.0 and 1.1.
+bool parse_version(std::string_view version, int& minor, bool& supported) noexcept {
+  if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || version[6] != '.' || version[5] < '0' ||
+      version[5] > '9' || version[7] < '0' || version[7] > '9')
+    return false;
+  supported = version[5] == '1' && (version[7] == '0' || version[7] == '1');
+  minor = version[7] - '0';
+  return true;
+}
+
 }  // namespace
 
 std::optional<std::string_view> RequestHead::field(std::string_view name) const noexcept {
@@ -117,18 +223,12 @@ RequestParser::Status RequestParser::parse(std::string_view buffer) {
   // after the body of the previous request.
   std::size_t start = 0;
   while (buffer.size() >= start + 2 && buffer[start] == '\r' && buffer[start + 1] == '\n') start += 2;
-  // Find the empty line ending the head, looking only at bytes not seen before; every LF must follow a CR.
-  std::size_t from = std::max(scanned_, start);
-  for (;;) {
-    const void* found = std::memchr(buffer.data() + from, '\n', buffer.size() - from);
-    if (found == nullptr) break;
-    const std::size_t lf = static_cast<std::size_t>(static_cast<const char*>(found) - buffer.data());
-    if (lf == start || buffer[lf - 1] != '\r') return fail(400, "line ending without CR");
-    if (lf >= start + 3 && buffer[lf - 2] == '\n' && buffer[lf - 3] == '\r') {
-      head_size_ = lf + 1;
-      return parse_head(buffer.substr(start, head_size_ - start));
-    }
-    from = lf + 1;
+  // Find the empty line ending the head, looking only at bytes not seen before.
+  const std::size_t end = find_head_end(buffer, start, std::max(scanned_, start));
+  if (end == std::string_view::npos) return fail(400, "line ending without CR");
+  if (end != 0) {
+    head_size_ = end;
+    return parse_head(buffer.substr(start, end - start));
   }
   scanned_ = buffer.size();
   // Incomplete: refuse to wait for a head that is already too large.
@@ -163,93 +263,120 @@ RequestParser::Status RequestParser::parse_head(std::string_view head) {
   if (target.empty()) return fail(400, "empty request target");
   for (unsigned char c : target)
     if (c <= 0x20 || c >= 0x7f) return fail(400, "invalid character in request target");
-  if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || version[6] != '.' || version[5] < '0' ||
-      version[5] > '9' || version[7] < '0' || version[7] > '9')
-    return fail(400, "malformed HTTP version");
-  if (version[5] != '1' || (version[7] != '0' && version[7] != '1')) return fail(505, "HTTP version not supported");
+  int minor = 1;
+  bool supported = false;
+  if (!parse_version(version, minor, supported)) return fail(400, "malformed HTTP version");
+  if (!supported) return fail(505, "HTTP version not supported");
 
   head_ = RequestHead{};
   head_.method_name = method;
   head_.method = method_of(method);
   head_.target = target;
-  head_.version_minor = version[7] - '0';
+  head_.version_minor = minor;
 
-  fields_.clear();
-  std::size_t pos = line_end + 2;
-  const std::size_t fields_end = head.size() - 2;  // the empty line
-  while (pos < fields_end) {
-    const std::size_t end = head.find("\r\n", pos);
-    const std::string_view field_line = head.substr(pos, end - pos);
-    pos = end + 2;
-    if (is_ows(field_line.front())) return fail(400, "obsolete line folding");
-    const std::size_t colon = field_line.find(':');
-    if (colon == std::string_view::npos) return fail(400, "field line without a colon");
-    const std::string_view name = field_line.substr(0, colon);
-    if (!is_token(name)) return fail(400, "invalid field name");
-    const std::string_view value = trim_ows(field_line.substr(colon + 1));
-    if (!is_field_value(value)) return fail(400, "invalid character in field value");
-    if (fields_.size() == limits_.max_fields) return fail(431, "too many header fields");
-    fields_.push_back(HeaderField{name, value});
-  }
+  bool too_many = false;
+  if (const std::string_view reason = parse_field_lines(head.substr(line_end + 2, head.size() - line_end - 4), fields_,
+                                                        limits_.max_fields, too_many);
+      !reason.empty())
+    return fail(too_many ? 431 : 400, reason);
   head_.fields = fields_;
 
-  // Framing and connection semantics.
-  bool has_content_length = false;
-  bool has_transfer_encoding = false;
-  bool chunked_last = false;
-  bool unknown_coding = false;
-  bool chunked_not_last = false;
-  int hosts = 0;
-  bool close = false;
-  bool keep_alive_token = false;
-  for (const HeaderField& f : fields_) {
-    if (iequals(f.name, "content-length")) {
-      std::uint64_t length = 0;
-      if (f.value.empty()) return fail(400, "invalid Content-Length");
-      for (char c : f.value) {
-        if (c < '0' || c > '9') return fail(400, "invalid Content-Length");
-        if (length > (std::numeric_limits<std::uint64_t>::max() - 9) / 10) return fail(400, "Content-Length overflows");
-        length = length * 10 + static_cast<std::uint64_t>(c - '0');
-      }
-      if (has_content_length && length != head_.content_length) return fail(400, "conflicting Content-Length");
-      has_content_length = true;
-      head_.content_length = length;
-    } else if (iequals(f.name, "transfer-encoding")) {
-      has_transfer_encoding = true;
-      for_each_element(f.value, [&](std::string_view coding) {
-        if (chunked_last) chunked_not_last = true;  // something after chunked
-        if (iequals(coding, "chunked")) {
-          chunked_last = true;
-        } else {
-          chunked_last = false;
-          unknown_coding = true;
-        }
-      });
-    } else if (iequals(f.name, "host")) {
-      ++hosts;
-      head_.host = f.value;
-    } else if (iequals(f.name, "connection")) {
-      for_each_element(f.value, [&](std::string_view option) {
-        if (iequals(option, "close")) close = true;
-        if (iequals(option, "keep-alive")) keep_alive_token = true;
-      });
-    } else if (iequals(f.name, "expect")) {
-      if (!iequals(f.value, "100-continue")) return fail(417, "unsupported expectation");
-      head_.expect_continue = true;
-    }
-  }
-  if (has_transfer_encoding) {
+  FieldSummary summary;
+  if (const std::string_view reason = summarize(fields_, summary); !reason.empty()) return fail(400, reason);
+  if (summary.other_expectation) return fail(417, "unsupported expectation");
+  head_.expect_continue = summary.expect_continue;
+  head_.host = summary.host;
+  head_.content_length = summary.content_length;
+  if (summary.has_transfer_encoding) {
     if (head_.version_minor == 0) return fail(400, "Transfer-Encoding in an HTTP/1.0 request");
-    if (has_content_length) return fail(400, "both Transfer-Encoding and Content-Length");
-    if (chunked_not_last || !chunked_last) return fail(400, "chunked is not the final transfer coding");
-    if (unknown_coding) return fail(501, "unsupported transfer coding");
+    if (summary.has_content_length) return fail(400, "both Transfer-Encoding and Content-Length");
+    if (summary.chunked_not_last || !summary.chunked_last) return fail(400, "chunked is not the final transfer coding");
+    if (summary.unknown_coding) return fail(501, "unsupported transfer coding");
     head_.framing = BodyFraming::chunked;
-  } else if (has_content_length) {
+  } else if (summary.has_content_length) {
     head_.framing = BodyFraming::content_length;
   }
-  if (head_.version_minor == 1 && hosts != 1) return fail(400, hosts == 0 ? "missing Host" : "more than one Host");
-  if (hosts > 1) return fail(400, "more than one Host");
-  head_.keep_alive = head_.version_minor == 1 ? !close : keep_alive_token && !close;
+  if (head_.version_minor == 1 && summary.hosts != 1)
+    return fail(400, summary.hosts == 0 ? "missing Host" : "more than one Host");
+  if (summary.hosts > 1) return fail(400, "more than one Host");
+  head_.keep_alive = head_.version_minor == 1 ? !summary.close : summary.keep_alive && !summary.close;
+  return Status::complete;
+}
+
+void ResponseParser::reset() noexcept {
+  scanned_ = 0;
+  head_size_ = 0;
+  head_ = ResponseHead{};
+  fields_.clear();
+  error_ = ParseError{};
+}
+
+ResponseParser::Status ResponseParser::fail(std::string_view reason) noexcept {
+  error_ = ParseError{502, reason};
+  return Status::error;
+}
+
+ResponseParser::Status ResponseParser::parse(std::string_view buffer, bool request_was_head) {
+  const std::size_t end = find_head_end(buffer, 0, scanned_);
+  if (end == std::string_view::npos) return fail("line ending without CR");
+  if (end == 0) {
+    scanned_ = buffer.size();
+    if (buffer.size() > limits_.max_request_line + limits_.max_header_bytes) return fail("response head too large");
+    return Status::incomplete;
+  }
+  head_size_ = end;
+  const std::string_view head = buffer.substr(0, end);
+  const std::size_t line_end = head.find("\r\n");
+  const std::string_view line = head.substr(0, line_end);
+  if (line.size() > limits_.max_request_line) return fail("status line too long");
+  if (head.size() - line_end - 4 > limits_.max_header_bytes) return fail("header fields too large");
+
+  // status-line = HTTP-version SP status-code SP [ reason-phrase ]
+  int minor = 1;
+  bool supported = false;
+  if (line.size() < 13 || line[8] != ' ' || line[12] != ' ' || !parse_version(line.substr(0, 8), minor, supported))
+    return fail("malformed status line");
+  if (!supported) return fail("HTTP version not supported");
+  int status = 0;
+  for (std::size_t i = 9; i < 12; ++i) {
+    if (line[i] < '0' || line[i] > '9') return fail("malformed status code");
+    status = status * 10 + (line[i] - '0');
+  }
+  if (status < 100) return fail("malformed status code");
+  const std::string_view reason = line.substr(13);
+  if (!is_field_value(reason)) return fail("invalid character in reason phrase");
+
+  bool too_many = false;
+  if (const std::string_view why = parse_field_lines(head.substr(line_end + 2, head.size() - line_end - 4), fields_,
+                                                     limits_.max_fields, too_many);
+      !why.empty())
+    return fail(why);
+  FieldSummary summary;
+  if (const std::string_view why = summarize(fields_, summary); !why.empty()) return fail(why);
+
+  head_ = ResponseHead{};
+  head_.status = status;
+  head_.reason = reason;
+  head_.version_minor = minor;
+  head_.fields = fields_;
+  head_.content_length = summary.content_length;
+  head_.keep_alive = minor == 1 ? !summary.close : summary.keep_alive && !summary.close;
+  if (request_was_head || status < 200 || status == 204 || status == 304) {
+    head_.framing = BodyFraming::none;
+  } else if (summary.has_transfer_encoding) {
+    if (summary.has_content_length) return fail("both Transfer-Encoding and Content-Length");
+    if (summary.chunked_last && !summary.chunked_not_last && !summary.unknown_coding) {
+      head_.framing = BodyFraming::chunked;
+    } else {
+      head_.framing = BodyFraming::until_close;  // RFC 9112 6.3: the coding is not ours to undo
+      head_.keep_alive = false;
+    }
+  } else if (summary.has_content_length) {
+    head_.framing = BodyFraming::content_length;
+  } else {
+    head_.framing = BodyFraming::until_close;
+    head_.keep_alive = false;
+  }
   return Status::complete;
 }
 

@@ -38,7 +38,12 @@ struct HeaderField {
 };
 
 /// How the body of a message is delimited.
-enum class BodyFraming : std::uint8_t { none, content_length, chunked };
+enum class BodyFraming : std::uint8_t {
+  none,            ///< no body
+  content_length,  ///< exactly content_length bytes
+  chunked,         ///< chunked transfer coding (ChunkedDecoder)
+  until_close,     ///< a response with neither: everything until the server closes the connection
+};
 
 /// A parsed request head. Views into the buffer given to RequestParser::parse.
 struct RequestHead {
@@ -99,6 +104,45 @@ class RequestParser {
   std::size_t scanned_ = 0;  // bytes already searched for the end of the head
   std::size_t head_size_ = 0;
   RequestHead head_;
+  std::vector<HeaderField> fields_;
+  ParseError error_;
+};
+
+/// A parsed response head (the client's side). Views into the buffer given to ResponseParser::parse.
+struct ResponseHead {
+  int status = 0;
+  std::string_view reason;
+  int version_minor = 1;
+  std::span<const HeaderField> fields;
+  BodyFraming framing = BodyFraming::none;
+  std::uint64_t content_length = 0;
+  bool keep_alive = true;  ///< the connection may carry another request
+};
+
+/// The response parser, for the client: the same head syntax, the status line instead of the request
+/// line, and the response framing rules (RFC 9112 6.3): no body after HEAD, 1xx, 204 and 304; a
+/// response with both Transfer-Encoding and Content-Length is refused rather than guessed at. Errors
+/// carry status 502 (what a client reports for a malformed upstream answer).
+class ResponseParser {
+ public:
+  using Status = RequestParser::Status;
+
+  explicit ResponseParser(ParserLimits limits = {}) : limits_(limits) {}
+
+  /// `buffer` holds the response from its first byte; `request_was_head`: it answers a HEAD request.
+  Status parse(std::string_view buffer, bool request_was_head = false);
+  const ResponseHead& head() const noexcept { return head_; }
+  std::size_t head_size() const noexcept { return head_size_; }
+  const ParseError& error() const noexcept { return error_; }
+  void reset() noexcept;
+
+ private:
+  Status fail(std::string_view reason) noexcept;
+
+  ParserLimits limits_;
+  std::size_t scanned_ = 0;
+  std::size_t head_size_ = 0;
+  ResponseHead head_;
   std::vector<HeaderField> fields_;
   ParseError error_;
 };
