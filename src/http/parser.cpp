@@ -39,9 +39,11 @@ bool is_token(std::string_view s) noexcept {
 }
 
 // field-value characters: VCHAR, SP, HTAB and obs-text; no other controls (CR, LF, NUL among them).
+constexpr bool is_value_char(unsigned char c) noexcept { return (c >= 0x20 || c == '\t') && c != 0x7f; }
+
 bool is_field_value(std::string_view s) noexcept {
   for (unsigned char c : s)
-    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+    if (!is_value_char(c)) return false;
   return true;
 }
 
@@ -415,7 +417,7 @@ ChunkedDecoder::Result ChunkedDecoder::decode(std::string_view input) noexcept {
       case State::extension:
         if (c == '\r') {
           state_ = State::size_lf;
-        } else if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f) {
+        } else if (!is_value_char(static_cast<unsigned char>(c))) {
           return fail("invalid character in chunk extension", i);
         }
         if (++line_bytes_ > kMaxSizeLine) return fail("chunk size line too long", i);
@@ -470,7 +472,7 @@ ChunkedDecoder::Result ChunkedDecoder::decode(std::string_view input) noexcept {
           field_name_empty_ = false;
         } else if (c == '\r') {
           state_ = State::trailer_lf;
-        } else if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f) {
+        } else if (!is_value_char(static_cast<unsigned char>(c))) {
           return fail("invalid character in trailer", i);
         }
         if (++line_bytes_ > kMaxTrailer) return fail("trailer section too large", i);

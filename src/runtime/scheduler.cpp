@@ -132,7 +132,9 @@ std::vector<TaskSnapshot> Scheduler::dump_tasks() {
     for (TaskHeader* task = owned_head_; task != nullptr; task = task->owned_next) {
       Raw entry;
       entry.snapshot.id = task;
-      if (task->named()) entry.snapshot.name = names_[task];
+      if (task->named()) {
+        if (auto name = names_.find(task); name != names_.end()) entry.snapshot.name = name->second;
+      }
       if (task->begin_inspection()) {
         // Held still: its frames cannot be resumed or destroyed until end_turn().
         entry.root = resume_function(task->root_frame());

@@ -144,7 +144,6 @@ class TaskHeader {
   void end_turn() noexcept;
   /// The frame of the task's root coroutine (while the task is held or waiting).
   virtual void* root_frame() const noexcept = 0;
-  bool is_queued() const noexcept { return (state_.load(std::memory_order_acquire) & kScheduled) != 0; }
   bool is_running() const noexcept { return (state_.load(std::memory_order_acquire) & kRunning) != 0; }
   /// Whether the scheduler's name table has an entry for this task (spawned with a name).
   bool named() const noexcept { return named_; }
