@@ -11,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -51,18 +52,25 @@ inline ServerArgs parse_server_args(int argc, char** argv, const std::string& de
   return ServerArgs{*address, workers, scheduler == "per-core"};
 }
 
-using ServeFn = std::function<spindle::Task<void>(spindle::TcpListener)>;
+/// Serves on a listener until the token is cancelled, then finishes (gracefully, if it can) and returns.
+using ServeFn = std::function<spindle::Task<void>(spindle::TcpListener, spindle::CancellationToken)>;
+
+/// How long a server may take to finish after SIGTERM before it is cut short.
+inline constexpr std::chrono::seconds kStopDeadline{15};
 
 /// Serves until a signal arrives (exit status 0) or `serve` returns by itself (exit status 1).
 inline spindle::Task<int> run_worker(spindle::TcpListener listener, spindle::SignalListener& signals, ServeFn serve) {
-  auto serving = spindle::spawn(serve(std::move(listener)));
+  spindle::CancellationToken stop;
+  auto serving = spindle::spawn(serve(std::move(listener), stop));
   bool signalled = false;
-  auto stopper = spindle::spawn(
-      [](spindle::SignalListener& s, spindle::JoinHandle<void>& target, bool& flag) -> spindle::Task<void> {
-        co_await s.recv();
-        flag = true;
-        target.abort();
-      }(signals, serving, signalled));
+  auto stopper = spindle::spawn([](spindle::SignalListener& s, spindle::CancellationToken token,
+                                   spindle::JoinHandle<void>& target, bool& flag) -> spindle::Task<void> {
+    co_await s.recv();
+    flag = true;
+    token.cancel();
+    co_await spindle::sleep(kStopDeadline);
+    target.abort();  // the graceful stop took too long
+  }(signals, stop, serving, signalled));
   (void)co_await std::move(serving);
   stopper.abort();
   co_return signalled ? 0 : 1;

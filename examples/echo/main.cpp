@@ -15,10 +15,15 @@ Task<void> echo(TcpStream stream) {
   }
 }
 
-Task<void> serve(TcpListener listener) {
+Task<void> stopped(CancellationToken stop) { co_await stop.cancelled(); }
+
+Task<void> serve(TcpListener listener, CancellationToken stop) {
   for (;;) {
-    auto accepted = co_await listener.accept();  // backs off by itself when out of fds
-    if (!accepted) co_return;                    // the listener itself failed
+    // accept() backs off by itself when out of fds
+    auto next = co_await select(listener.accept(), stopped(stop));
+    if (next.index() == 1) co_return;  // SIGTERM: open connections end with the runtime
+    auto& accepted = std::get<0>(next);
+    if (!accepted) co_return;  // the listener itself failed
     spawn(echo(std::move(accepted->stream))).detach();
   }
 }

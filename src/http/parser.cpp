@@ -1,51 +1,18 @@
 #include "spindle/http/parser.hpp"
 
+#include "spindle/http/detail/field_syntax.hpp"
+
 #include <cstring>
 #include <limits>
 
 namespace spindle::http {
 namespace {
 
-// tchar (RFC 9110 5.6.2): the characters of a token (method, field name).
-constexpr bool is_tchar(unsigned char c) noexcept {
-  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
-  switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
-
-bool is_token(std::string_view s) noexcept {
-  if (s.empty()) return false;
-  for (unsigned char c : s)
-    if (!is_tchar(c)) return false;
-  return true;
-}
-
-// field-value characters: VCHAR, SP, HTAB and obs-text; no other controls (CR, LF, NUL among them).
-constexpr bool is_value_char(unsigned char c) noexcept { return (c >= 0x20 || c == '\t') && c != 0x7f; }
-
-bool is_field_value(std::string_view s) noexcept {
-  for (unsigned char c : s)
-    if (!is_value_char(c)) return false;
-  return true;
-}
+using detail::iequals;
+using detail::is_field_value;
+using detail::is_tchar;
+using detail::is_token;
+using detail::is_value_char;
 
 constexpr bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
 
@@ -53,17 +20,6 @@ std::string_view trim_ows(std::string_view s) noexcept {
   while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
   while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
   return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
 }
 
 Method method_of(std::string_view name) noexcept {

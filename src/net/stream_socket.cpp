@@ -13,6 +13,26 @@ Task<IoResult<void>> StreamSocket::write_all(std::span<const std::byte> data) {
   co_return IoResult<void>{};
 }
 
+IoResult<std::size_t> StreamSocket::try_read(std::span<std::byte> buffer) noexcept {
+  IoRegistration& registration = fd_.registration();
+  const std::uint32_t observed = registration.readiness(IoDirection::read).load(std::memory_order_acquire);
+  const auto would_block = [] { return Err{std::make_error_code(std::errc::resource_unavailable_try_again)}; };
+  if ((observed & IoRegistration::kReady) == 0 &&
+      !registration.closed(IoDirection::read).load(std::memory_order_acquire))
+    return would_block();
+  ssize_t n;
+  do n = ::recv(fd_.fd(), buffer.data(), buffer.size(), 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return last_os_error();
+    registration.clear_ready(IoDirection::read, observed);
+    return would_block();
+  }
+  // Short: the kernel buffer is drained (same rule as RecvAwaiter).
+  if (n > 0 && static_cast<std::size_t>(n) < buffer.size()) registration.clear_ready(IoDirection::read, observed);
+  return static_cast<std::size_t>(n);
+}
+
 IoResult<void> StreamSocket::shutdown(Shutdown how) noexcept {
   const int native = how == Shutdown::read ? SHUT_RD : how == Shutdown::write ? SHUT_WR : SHUT_RDWR;
   if (::shutdown(fd_.fd(), native) != 0) return last_os_error();

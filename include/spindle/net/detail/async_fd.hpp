@@ -186,6 +186,16 @@ class RecvAwaiter : public IoAwaiter<RecvAwaiter, std::size_t, IoDirection::read
   std::span<std::byte> buffer_;
 };
 
+/// Completes once the fd is readable (or closed), without reading: a connection waiting for its next
+/// request needs no buffer until bytes arrive. No syscall: readiness comes from the reactor's cache, so
+/// it may be stale (the bytes already read); the read that follows then says EAGAIN and the caller waits
+/// again.
+class ReadableAwaiter : public IoAwaiter<ReadableAwaiter, void, IoDirection::read> {
+ public:
+  explicit ReadableAwaiter(IoRegistration& registration) noexcept : IoAwaiter(registration) {}
+  std::optional<IoResult<void>> attempt() noexcept { return IoResult<void>{}; }
+};
+
 class SendAwaiter : public IoAwaiter<SendAwaiter, std::size_t, IoDirection::write> {
  public:
   SendAwaiter(IoRegistration& registration, std::span<const std::byte> data) noexcept

@@ -22,6 +22,12 @@ class StreamSocket {
   /// Reads what is there, up to buffer.size() bytes; 0 means the peer closed its side.
   RecvAwaiter read(std::span<std::byte> buffer) noexcept { return RecvAwaiter{fd_.registration(), buffer}; }
   RecvAwaiter read(std::span<char> buffer) noexcept { return read(std::as_writable_bytes(buffer)); }
+  /// Reads what is there without waiting: EAGAIN (std::errc::resource_unavailable_try_again) if nothing
+  /// is, known from the readiness cache without a syscall when the last read drained the socket.
+  IoResult<std::size_t> try_read(std::span<std::byte> buffer) noexcept;
+  IoResult<std::size_t> try_read(std::span<char> buffer) noexcept { return try_read(std::as_writable_bytes(buffer)); }
+  /// Completes when the socket is readable, reading nothing (see ReadableAwaiter).
+  ReadableAwaiter readable() noexcept { return ReadableAwaiter{fd_.registration()}; }
   /// Writes some of `data`; returns how much.
   SendAwaiter write(std::span<const std::byte> data) noexcept { return SendAwaiter{fd_.registration(), data}; }
   SendAwaiter write(std::string_view data) noexcept { return write(std::as_bytes(std::span{data})); }

@@ -1,0 +1,44 @@
+// The HTTP hello-world service the benchmarks use:
+//   GET /plaintext  Hello, World! (text/plain)
+//   GET /json       {"message":"Hello, World!"}, serialized per request
+//   GET /delay      200 after a 50 ms wait (a stand-in for a database call: the thread serves others)
+//   POST /echo      the request body
+//
+//   hello --listen 127.0.0.1:8080 --workers 2
+#include <spindle/http.hpp>
+#include <spindle/spindle.hpp>
+
+#include "server_main.hpp"
+
+using namespace spindle;
+using namespace spindle::http;
+using namespace std::chrono_literals;
+
+Response plaintext(Request) { return Response::text("Hello, World!"); }
+
+Response json(Request) { return Response::json("{\"message\":" + json_quote("Hello, World!") + "}"); }
+
+Task<Response> delay(Request) {
+  co_await sleep(50ms);
+  co_return Response::text("waited 50 ms");
+}
+
+Task<Response> echo(Request request) {
+  auto body = co_await request.body().collect();
+  if (!body) co_return Response::error(body.error().status, body.error().message);
+  Response response{Status::ok, {}, Body{std::move(*body)}};
+  response.headers.set("content-type", request.header("content-type").value_or("application/octet-stream"));
+  co_return response;
+}
+
+int main(int argc, char** argv) {
+  const examples::ServerArgs args = examples::parse_server_args(argc, argv, "HTTP hello-world server");
+  Server server{Router<>{}
+                    .route("/plaintext", get(plaintext))
+                    .route("/json", get(json))
+                    .route("/delay", get(delay))
+                    .route("/echo", post(echo))};
+  return examples::run_server(args, [&server](TcpListener listener, CancellationToken stop) {
+    return server.serve(std::move(listener), std::move(stop));
+  });
+}

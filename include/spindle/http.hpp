@@ -1,0 +1,11 @@
+#pragma once
+// Everything of Spindle's HTTP layer: the server, the router, the message types and the parser.
+
+#include "spindle/http/body.hpp"
+#include "spindle/http/header_map.hpp"
+#include "spindle/http/parser.hpp"
+#include "spindle/http/request.hpp"
+#include "spindle/http/response.hpp"
+#include "spindle/http/router.hpp"
+#include "spindle/http/server.hpp"
+#include "spindle/http/status.hpp"

@@ -1,0 +1,59 @@
+#pragma once
+// The character classes of HTTP field syntax (RFC 9110 5), shared by the parsers, which check what
+// arrives, and HeaderMap, which checks what a handler sets (a CR or LF in a value would split a response).
+
+#include <string_view>
+
+namespace spindle::http::detail {
+
+// tchar (RFC 9110 5.6.2): the characters of a token (method, field name).
+constexpr bool is_tchar(unsigned char c) noexcept {
+  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
+  switch (c) {
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
+constexpr bool is_token(std::string_view s) noexcept {
+  if (s.empty()) return false;
+  for (unsigned char c : s)
+    if (!is_tchar(c)) return false;
+  return true;
+}
+
+// field-value characters: VCHAR, SP, HTAB and obs-text; no other controls (CR, LF, NUL among them).
+constexpr bool is_value_char(unsigned char c) noexcept { return (c >= 0x20 || c == '\t') && c != 0x7f; }
+
+constexpr bool is_field_value(std::string_view s) noexcept {
+  for (unsigned char c : s)
+    if (!is_value_char(c)) return false;
+  return true;
+}
+
+constexpr char ascii_lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  return true;
+}
+
+}  // namespace spindle::http::detail

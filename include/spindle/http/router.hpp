@@ -1,0 +1,256 @@
+#pragma once
+// Router: maps a method and a path to a handler, after Axum's Router.
+//
+// Paths are matched by a radix tree (detail/path_tree.hpp): static segments, `{name}` parameters (one
+// segment) and `{*name}` catch-alls (the rest of the path), static text winning over a parameter and a
+// parameter over a catch-all. Conflicting routes are refused when they are added, with a message naming
+// both. No route: 404; a route without a handler for the method: 405 with Allow; both with a JSON error
+// body, unless a fallback handles them.
+
+#include <array>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "spindle/http/request.hpp"
+#include "spindle/http/response.hpp"
+#include "spindle/runtime/task.hpp"
+
+namespace spindle::http {
+
+namespace detail {
+
+/// What a handler gives back: a response at once (a synchronous handler, no coroutine frame) or a task
+/// that produces one.
+using Reply = std::variant<Response, Task<Response>>;
+/// A handler with its type erased, as the router stores it.
+using Handler = std::function<Reply(Request&)>;
+
+template <class F>
+Handler make_handler(F handler) {
+  static_assert(std::is_invocable_v<F&, Request&&>,
+                "a handler must be callable with a spindle::http::Request (typed extractors are not in this "
+                "version of the router)");
+  using R = std::invoke_result_t<F&, Request&&>;
+  static_assert(std::is_same_v<R, Response> || std::is_same_v<R, Task<Response>>,
+                "a handler must return spindle::http::Response or spindle::Task<spindle::http::Response>");
+  return [handler = std::move(handler)](Request& request) mutable -> Reply {
+    if constexpr (std::is_same_v<R, Response>)
+      return Reply{std::in_place_index<0>, handler(std::move(request))};
+    else
+      return Reply{std::in_place_index<1>, handler(std::move(request))};
+  };
+}
+
+class RouterCore;
+
+}  // namespace detail
+
+/// The handlers of one path, by method.
+///
+///   router.route("/users/{id}", get(show_user).put(replace_user).del(delete_user));
+class MethodRouter {
+ public:
+  /// Adds `handler` for `method`; a method given twice is a programming error (std::invalid_argument).
+  template <class F>
+  MethodRouter& on(Method method, F handler) & {
+    set(method, detail::make_handler(std::move(handler)));
+    return *this;
+  }
+  template <class F>
+  MethodRouter&& on(Method method, F handler) && {
+    return std::move(on(method, std::move(handler)));
+  }
+  template <class F>
+  decltype(auto) get(F h) && {
+    return std::move(*this).on(Method::get, std::move(h));
+  }
+  template <class F>
+  decltype(auto) head(F h) && {
+    return std::move(*this).on(Method::head, std::move(h));
+  }
+  template <class F>
+  decltype(auto) post(F h) && {
+    return std::move(*this).on(Method::post, std::move(h));
+  }
+  template <class F>
+  decltype(auto) put(F h) && {
+    return std::move(*this).on(Method::put, std::move(h));
+  }
+  template <class F>
+  decltype(auto) del(F h) && {
+    return std::move(*this).on(Method::del, std::move(h));
+  }
+  template <class F>
+  decltype(auto) patch(F h) && {
+    return std::move(*this).on(Method::patch, std::move(h));
+  }
+  template <class F>
+  decltype(auto) options(F h) && {
+    return std::move(*this).on(Method::options, std::move(h));
+  }
+  /// A handler for every method that has none of its own.
+  template <class F>
+  MethodRouter&& any(F h) && {
+    set_any(detail::make_handler(std::move(h)));
+    return std::move(*this);
+  }
+
+  /// The handler for a request's method: its own, GET's for HEAD, or `any`'s; null if none.
+  const detail::Handler* find(Method method) const noexcept;
+  /// The Allow field value: the methods with a handler ("GET, HEAD, POST").
+  std::string allow() const;
+  bool empty() const noexcept;
+
+  /// Adds every handler of `other`; a method both have is a programming error.
+  void merge(MethodRouter other);
+  /// Wraps every handler (the router binds state this way).
+  void wrap(const std::function<detail::Handler(detail::Handler)>& wrapper);
+
+ private:
+  friend class detail::RouterCore;
+  void set(Method method, detail::Handler handler);
+  void set_any(detail::Handler handler);
+  static constexpr std::size_t kMethods = static_cast<std::size_t>(Method::other);
+  std::array<detail::Handler, kMethods> by_method_;
+  detail::Handler any_;
+};
+
+template <class F>
+MethodRouter on(Method method, F h) {
+  return MethodRouter{}.on(method, std::move(h));
+}
+template <class F>
+MethodRouter get(F h) {
+  return MethodRouter{}.get(std::move(h));
+}
+template <class F>
+MethodRouter head(F h) {
+  return MethodRouter{}.head(std::move(h));
+}
+template <class F>
+MethodRouter post(F h) {
+  return MethodRouter{}.post(std::move(h));
+}
+template <class F>
+MethodRouter put(F h) {
+  return MethodRouter{}.put(std::move(h));
+}
+template <class F>
+MethodRouter del(F h) {
+  return MethodRouter{}.del(std::move(h));
+}
+template <class F>
+MethodRouter patch(F h) {
+  return MethodRouter{}.patch(std::move(h));
+}
+template <class F>
+MethodRouter options(F h) {
+  return MethodRouter{}.options(std::move(h));
+}
+template <class F>
+MethodRouter any(F h) {
+  return MethodRouter{}.any(std::move(h));
+}
+
+namespace detail {
+
+/// The untyped router behind Router<S>.
+class RouterCore {
+ public:
+  RouterCore();
+  RouterCore(const RouterCore&);
+  RouterCore& operator=(const RouterCore&);
+  RouterCore(RouterCore&&) noexcept;
+  RouterCore& operator=(RouterCore&&) noexcept;
+  ~RouterCore();
+
+  void route(std::string_view pattern, MethodRouter methods);
+  void nest(std::string_view prefix, const RouterCore& inner);
+  void merge(const RouterCore& other);
+  void set_fallback(Handler handler);
+  void bind_state(std::shared_ptr<void> state, const std::type_info& type);
+
+  /// Routes `request` (sets its parameters and matched route) and runs the handler, or answers 404/405.
+  /// `params` is scratch space the request's parameters point into; it must outlive the reply.
+  Reply dispatch(Request& request, std::vector<PathParam>& params) const;
+  /// The patterns, in the order added.
+  std::vector<std::string> patterns() const;
+
+ private:
+  struct Routes;
+  std::unique_ptr<Routes> routes_;
+};
+
+}  // namespace detail
+
+/// An HTTP router. `S` is the type of the application state its handlers need; a Router<S> becomes
+/// servable (Router<>) once with_state gives it that state.
+///
+///   auto app = Router<App>{}
+///                  .route("/users", get(list_users).post(create_user))
+///                  .route("/users/{id}", get(show_user).del(delete_user))
+///                  .nest("/admin", admin_routes)
+///                  .fallback([](Request) { return Response::error(Status::not_found, "no such page"); })
+///                  .with_state(App{...});
+///   co_await serve(std::move(listener), std::move(app));
+template <class S = void>
+class Router {
+ public:
+  Router() = default;
+
+  /// Adds a route; a pattern that conflicts with one already added throws std::invalid_argument naming
+  /// both. Adding the same pattern again merges the methods.
+  Router& route(std::string_view pattern, MethodRouter methods) & {
+    core_.route(pattern, std::move(methods));
+    return *this;
+  }
+  Router&& route(std::string_view pattern, MethodRouter methods) && {
+    return std::move(route(pattern, std::move(methods)));
+  }
+  /// Serves every route of `inner` under `prefix` ("/api" + "/users" = "/api/users").
+  Router& nest(std::string_view prefix, const Router& inner) & {
+    core_.nest(prefix, inner.core_);
+    return *this;
+  }
+  Router&& nest(std::string_view prefix, const Router& inner) && { return std::move(nest(prefix, inner)); }
+  /// Adds every route of `other`.
+  Router& merge(const Router& other) & {
+    core_.merge(other.core_);
+    return *this;
+  }
+  Router&& merge(const Router& other) && { return std::move(merge(other)); }
+  /// The handler for requests no route matches (instead of the 404).
+  template <class F>
+  Router& fallback(F handler) & {
+    core_.set_fallback(detail::make_handler(std::move(handler)));
+    return *this;
+  }
+  template <class F>
+  Router&& fallback(F handler) && {
+    return std::move(fallback(std::move(handler)));
+  }
+  /// Gives the handlers their state; request.state<S>() finds it.
+  template <class T = S>
+  requires(!std::is_void_v<T> && std::is_same_v<T, S>) Router<> with_state(T state) && {
+    Router<> bound;
+    bound.core_ = std::move(core_);
+    bound.core_.bind_state(std::make_shared<T>(std::move(state)), typeid(T));
+    return bound;
+  }
+
+  const detail::RouterCore& core() const noexcept { return core_; }
+
+ private:
+  template <class>
+  friend class Router;
+  detail::RouterCore core_;
+};
+
+}  // namespace spindle::http

@@ -1,0 +1,283 @@
+// The message types: status phrases, header maps, bodies, requests and responses.
+
+#include <sys/socket.h>
+
+#include <cstdio>
+#include <stdexcept>
+
+#include "spindle/http/body.hpp"
+#include "spindle/http/detail/field_syntax.hpp"
+#include "spindle/http/header_map.hpp"
+#include "spindle/http/request.hpp"
+#include "spindle/http/response.hpp"
+#include "spindle/http/status.hpp"
+
+namespace spindle::http {
+
+std::string_view reason_phrase(Status status) noexcept {
+  switch (code(status)) {
+    case 100:
+      return "Continue";
+    case 101:
+      return "Switching Protocols";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 203:
+      return "Non-Authoritative Information";
+    case 204:
+      return "No Content";
+    case 206:
+      return "Partial Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 303:
+      return "See Other";
+    case 304:
+      return "Not Modified";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 406:
+      return "Not Acceptable";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 410:
+      return "Gone";
+    case 411:
+      return "Length Required";
+    case 412:
+      return "Precondition Failed";
+    case 413:
+      return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 415:
+      return "Unsupported Media Type";
+    case 416:
+      return "Range Not Satisfiable";
+    case 417:
+      return "Expectation Failed";
+    case 422:
+      return "Unprocessable Content";
+    case 426:
+      return "Upgrade Required";
+    case 428:
+      return "Precondition Required";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "";
+  }
+}
+
+namespace {
+void check_field(std::string_view name, std::string_view value) {
+  if (!detail::is_token(name)) throw std::invalid_argument("invalid header field name: " + std::string{name});
+  if (!detail::is_field_value(value))
+    throw std::invalid_argument("invalid character in the value of header field " + std::string{name});
+}
+}  // namespace
+
+void HeaderMap::set(std::string_view name, std::string_view value) {
+  check_field(name, value);
+  for (auto it = fields_.begin(); it != fields_.end(); ++it) {
+    if (!detail::iequals(it->name, name)) continue;
+    it->value.assign(value);
+    fields_.erase(std::remove_if(it + 1, fields_.end(), [&](const Field& f) { return detail::iequals(f.name, name); }),
+                  fields_.end());
+    return;
+  }
+  fields_.push_back({std::string{name}, std::string{value}});
+}
+
+void HeaderMap::append(std::string_view name, std::string_view value) {
+  check_field(name, value);
+  fields_.push_back({std::string{name}, std::string{value}});
+}
+
+std::optional<std::string_view> HeaderMap::get(std::string_view name) const noexcept {
+  for (const Field& f : fields_)
+    if (detail::iequals(f.name, name)) return std::string_view{f.value};
+  return std::nullopt;
+}
+
+std::size_t HeaderMap::remove(std::string_view name) noexcept {
+  const auto old_size = fields_.size();
+  fields_.erase(
+      std::remove_if(fields_.begin(), fields_.end(), [&](const Field& f) { return detail::iequals(f.name, name); }),
+      fields_.end());
+  return old_size - fields_.size();
+}
+
+std::pair<BodySender, Body> Body::channel(std::size_t capacity) {
+  auto [tx, rx] = mpsc::channel<std::string>(capacity);
+  return {BodySender{std::move(tx)}, Body{std::make_unique<mpsc::Receiver<std::string>>(std::move(rx))}};
+}
+
+Task<std::optional<std::string>> Body::next_chunk() {
+  auto* stream = std::get_if<Stream>(&content_);
+  if (stream == nullptr) co_return std::nullopt;
+  co_return co_await (*stream)->recv();
+}
+
+Task<bool> BodySender::send(std::string chunk) const {
+  auto sent = co_await sender_.send(std::move(chunk));
+  co_return sent.has_value();
+}
+
+std::string json_quote(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 2);
+  out.push_back('"');
+  for (char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char escaped[8];
+          std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+          out += escaped;
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out.push_back('"');
+  return out;
+}
+
+namespace {
+Response with_type(std::string body, Status status, std::string_view type) {
+  Response r{status, {}, Body{std::move(body)}};
+  r.headers.set("content-type", type);
+  return r;
+}
+}  // namespace
+
+Response Response::text(std::string body, Status status) {
+  return with_type(std::move(body), status, "text/plain; charset=utf-8");
+}
+Response Response::json(std::string body, Status status) {
+  return with_type(std::move(body), status, "application/json");
+}
+Response Response::html(std::string body, Status status) {
+  return with_type(std::move(body), status, "text/html; charset=utf-8");
+}
+Response Response::empty(Status status) { return Response{status, {}, Body{}}; }
+Response Response::error(Status status, std::string_view message) {
+  return json("{\"error\":" + json_quote(message) + "}", status);
+}
+
+std::string_view target_path(std::string_view target) noexcept {
+  if (!target.empty() && target.front() != '/' && target != "*") {
+    // absolute-form (RFC 9112 3.2.2): scheme "://" authority path
+    const std::size_t scheme_end = target.find("://");
+    if (scheme_end != std::string_view::npos) {
+      const std::size_t path_start = target.find_first_of("/?", scheme_end + 3);
+      target = path_start == std::string_view::npos ? std::string_view{"/"} : target.substr(path_start);
+      if (!target.empty() && target.front() == '?') return "/";
+    }
+  }
+  return target.substr(0, target.find('?'));
+}
+
+Request::Request(const RequestHead& head, RequestBody body) noexcept
+    : method_(head.method),
+      version_minor_(head.version_minor),
+      method_name_(head.method_name),
+      target_(head.target),
+      path_(target_path(head.target)),
+      fields_(head.fields),
+      body_(body) {
+  const std::size_t question = head.target.find('?');
+  if (question != std::string_view::npos) query_ = head.target.substr(question + 1);
+}
+
+std::optional<std::string_view> Request::header(std::string_view name) const noexcept {
+  for (const HeaderField& f : fields_)
+    if (detail::iequals(f.name, name)) return f.value;
+  return std::nullopt;
+}
+
+std::optional<std::string_view> Request::param(std::string_view name) const noexcept {
+  for (const PathParam& p : params_)
+    if (p.name == name) return p.value;
+  return std::nullopt;
+}
+
+std::optional<SocketAddr> Request::peer_addr() const noexcept {
+  sockaddr_storage storage{};
+  socklen_t length = sizeof storage;
+  if (fd_ < 0 || ::getpeername(fd_, reinterpret_cast<sockaddr*>(&storage), &length) != 0) return std::nullopt;
+  return SocketAddr::from_native(reinterpret_cast<const sockaddr*>(&storage), length);
+}
+
+Task<Result<std::string_view, BodyError>> RequestBody::next() {
+  if (source_ == nullptr) co_return std::string_view{};
+  co_return co_await source_->next();
+}
+
+Task<Result<std::string, BodyError>> RequestBody::collect(std::size_t limit) {
+  std::string whole;
+  if (content_length_ && *content_length_ > limit)
+    co_return Err{BodyError{Status::payload_too_large, "request body larger than " + std::to_string(limit) + " bytes"}};
+  if (content_length_) whole.reserve(*content_length_);
+  for (;;) {
+    Result<std::string_view, BodyError> piece = co_await next();
+    if (!piece) co_return Err{std::move(piece).error()};
+    if (piece->empty()) co_return whole;
+    if (whole.size() + piece->size() > limit)
+      co_return Err{
+          BodyError{Status::payload_too_large, "request body larger than " + std::to_string(limit) + " bytes"}};
+    whole.append(*piece);
+  }
+}
+
+}  // namespace spindle::http

@@ -1,0 +1,176 @@
+// MethodRouter and the untyped router core: routes in a path tree, dispatch with 404/405 answers.
+
+#include <stdexcept>
+#include <unordered_map>
+
+#include "spindle/http/detail/path_tree.hpp"
+#include "spindle/http/router.hpp"
+
+namespace spindle::http {
+
+namespace {
+constexpr std::array<std::string_view, 9> kMethodNames = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+                                                          "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+static_assert(kMethodNames.size() == static_cast<std::size_t>(Method::other));
+}  // namespace
+
+void MethodRouter::set(Method method, detail::Handler handler) {
+  if (method == Method::other) throw std::invalid_argument("MethodRouter: a handler needs a standard method");
+  auto& slot = by_method_[static_cast<std::size_t>(method)];
+  if (slot)
+    throw std::invalid_argument("MethodRouter: two handlers for " +
+                                std::string{kMethodNames[static_cast<std::size_t>(method)]});
+  slot = std::move(handler);
+}
+
+void MethodRouter::set_any(detail::Handler handler) {
+  if (any_) throw std::invalid_argument("MethodRouter: two `any` handlers");
+  any_ = std::move(handler);
+}
+
+const detail::Handler* MethodRouter::find(Method method) const noexcept {
+  if (method != Method::other) {
+    if (const auto& own = by_method_[static_cast<std::size_t>(method)]) return &own;
+    if (method == Method::head) {
+      if (const auto& get = by_method_[static_cast<std::size_t>(Method::get)]) return &get;
+    }
+  }
+  return any_ ? &any_ : nullptr;
+}
+
+std::string MethodRouter::allow() const {
+  std::string allowed;
+  for (std::size_t i = 0; i < kMethods; ++i) {
+    const bool has = by_method_[i] || (static_cast<Method>(i) == Method::head && by_method_[0]);
+    if (!has) continue;
+    if (!allowed.empty()) allowed += ", ";
+    allowed += kMethodNames[i];
+  }
+  return allowed;
+}
+
+bool MethodRouter::empty() const noexcept {
+  if (any_) return false;
+  for (const auto& h : by_method_)
+    if (h) return false;
+  return true;
+}
+
+void MethodRouter::merge(MethodRouter other) {
+  for (std::size_t i = 0; i < kMethods; ++i)
+    if (other.by_method_[i]) set(static_cast<Method>(i), std::move(other.by_method_[i]));
+  if (other.any_) set_any(std::move(other.any_));
+}
+
+void MethodRouter::wrap(const std::function<detail::Handler(detail::Handler)>& wrapper) {
+  for (auto& h : by_method_)
+    if (h) h = wrapper(std::move(h));
+  if (any_) any_ = wrapper(std::move(any_));
+}
+
+namespace detail {
+
+struct RouterCore::Routes {
+  struct Route {
+    std::string pattern;
+    MethodRouter methods;
+  };
+  // The tree is rebuilt from `routes` when a router is copied (it maps patterns to indices here).
+  PathTree tree;
+  std::vector<Route> routes;
+  std::unordered_map<std::string, std::uint32_t> index;
+  Handler fallback;
+
+  void add(std::string_view pattern, MethodRouter methods) {
+    if (auto it = index.find(std::string{pattern}); it != index.end()) {
+      routes[it->second].methods.merge(std::move(methods));
+      return;
+    }
+    const auto id = static_cast<std::uint32_t>(routes.size());
+    if (auto inserted = tree.insert(pattern, id); !inserted) throw std::invalid_argument(inserted.error());
+    routes.push_back({std::string{pattern}, std::move(methods)});
+    index.emplace(std::string{pattern}, id);
+  }
+};
+
+RouterCore::RouterCore() : routes_(std::make_unique<Routes>()) {}
+RouterCore::RouterCore(const RouterCore& other) : RouterCore() { merge(other); }
+RouterCore& RouterCore::operator=(const RouterCore& other) {
+  if (this != &other) *this = RouterCore{other};
+  return *this;
+}
+RouterCore::RouterCore(RouterCore&&) noexcept = default;
+RouterCore& RouterCore::operator=(RouterCore&&) noexcept = default;
+RouterCore::~RouterCore() = default;
+
+void RouterCore::route(std::string_view pattern, MethodRouter methods) {
+  if (methods.empty()) throw std::invalid_argument("route " + std::string{pattern} + " has no handler");
+  routes_->add(pattern, std::move(methods));
+}
+
+void RouterCore::nest(std::string_view prefix, const RouterCore& inner) {
+  if (prefix.empty() || prefix.front() != '/' || prefix.back() == '/')
+    throw std::invalid_argument("nest prefix must start with '/' and not end with one: " + std::string{prefix});
+  for (const auto& r : inner.routes_->routes) {
+    // "/api" + "/" is "/api" itself, as in Axum.
+    std::string pattern = r.pattern == "/" ? std::string{prefix} : std::string{prefix} + r.pattern;
+    routes_->add(pattern, r.methods);
+  }
+  if (inner.routes_->fallback) {
+    // Paths under the prefix that no inner route matches go to the inner router's fallback.
+    for (std::string pattern : {std::string{prefix}, std::string{prefix} + "/{*rest}"}) {
+      if (routes_->index.contains(pattern)) continue;
+      MethodRouter fallback;
+      fallback.set_any(inner.routes_->fallback);
+      routes_->add(pattern, std::move(fallback));
+    }
+  }
+}
+
+void RouterCore::merge(const RouterCore& other) {
+  for (const auto& r : other.routes_->routes) routes_->add(r.pattern, r.methods);
+  if (other.routes_->fallback) {
+    if (routes_->fallback) throw std::invalid_argument("merge: both routers have a fallback");
+    routes_->fallback = other.routes_->fallback;
+  }
+}
+
+void RouterCore::set_fallback(Handler handler) { routes_->fallback = std::move(handler); }
+
+void RouterCore::bind_state(std::shared_ptr<void> state, const std::type_info& type) {
+  auto bind = [&](Handler inner) -> Handler {
+    return [state, type = &type, inner = std::move(inner)](Request& request) {
+      request.set_state(state.get(), type);
+      return inner(request);
+    };
+  };
+  for (auto& r : routes_->routes) r.methods.wrap(bind);
+  if (routes_->fallback) routes_->fallback = bind(std::move(routes_->fallback));
+}
+
+Reply RouterCore::dispatch(Request& request, std::vector<PathParam>& params) const {
+  const std::optional<std::uint32_t> id = routes_->tree.match(request.path(), params);
+  if (!id) {
+    request.set_params({}, {});
+    if (routes_->fallback) return routes_->fallback(request);
+    return Reply{std::in_place_index<0>,
+                 Response::error(Status::not_found, "no route for " + std::string{request.path()})};
+  }
+  const Routes::Route& route = routes_->routes[*id];
+  request.set_params(params, route.pattern);
+  if (const Handler* handler = route.methods.find(request.method())) return (*handler)(request);
+  if (routes_->fallback) return routes_->fallback(request);
+  Response refused = Response::error(
+      Status::method_not_allowed, "method " + std::string{request.method_name()} + " not allowed on " + route.pattern);
+  refused.headers.set("allow", route.methods.allow());
+  return Reply{std::in_place_index<0>, std::move(refused)};
+}
+
+std::vector<std::string> RouterCore::patterns() const {
+  std::vector<std::string> out;
+  for (const auto& r : routes_->routes) out.push_back(r.pattern);
+  return out;
+}
+
+}  // namespace detail
+}  // namespace spindle::http

@@ -1,0 +1,776 @@
+// The HTTP/1.1 server. The design, for the memory figures in docs/benchmarks.md:
+//
+// - A connection is one task whose frame (run_connection) holds only the socket, its entry in the
+//   server's registry and a few words. While the connection is idle it waits for readability without a
+//   buffer, as nginx does; when bytes arrive it leases a Session (read buffer, parser, output buffer,
+//   parameter scratch) from a per-thread pool and gives it back when the socket is drained again. So
+//   10,000 idle keep-alive connections cost 10,000 small frames, not 10,000 buffers.
+// - Pipelining and corking: serve_burst answers every complete request in the read buffer, appending the
+//   responses to one output buffer, and writes it once, when it needs more input (or before awaiting a
+//   handler that suspends, or past 64 KiB). A client that pipelines 16 requests gets one write.
+// - Timeouts are coarse and cost no timer per connection: each connection publishes its phase (waiting,
+//   reading a head or a body, writing) and since when, and a sweeper task per serve() checks the registry
+//   a few times per timeout period. It ends an expired wait with shutdown(2) on the socket, which wakes
+//   the connection's own task: it answers 408 for a request cut short and closes. The registry's lock is
+//   held while the sweeper calls shutdown and while a connection leaves, so the fd is never reused under
+//   the sweeper.
+
+#include "spindle/http/server.hpp"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <climits>
+#include <cstring>
+#include <ctime>
+#include <exception>
+#include <mutex>
+
+#include "spindle/http/detail/field_syntax.hpp"
+#include "spindle/runtime/detail/log.hpp"
+#include "spindle/runtime/detail/task_header.hpp"
+#include "spindle/runtime/spawn.hpp"
+#include "spindle/runtime/when.hpp"
+
+namespace spindle::http {
+namespace detail {
+namespace {
+
+std::int64_t coarse_now_ms() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+}
+
+std::int64_t to_ms(Duration d) noexcept { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
+
+/// What a connection is doing, for the sweeper.
+enum class Phase : std::uint8_t {
+  fresh,    // accepted, no request yet (header timeout)
+  idle,     // between keep-alive requests (idle timeout)
+  head,     // reading a request head (header timeout)
+  body,     // reading a request body (body timeout)
+  handler,  // the handler runs (no timeout)
+  writing,  // writing a response (write timeout)
+  closing,  // the sweeper closed it
+};
+
+}  // namespace
+
+/// A connection's entry in the server's registry; lives in the connection's frame.
+struct ConnectionNode {
+  explicit ConnectionNode(int descriptor) noexcept : fd(descriptor) {}
+
+  void enter(Phase p) noexcept {
+    since.store(coarse_now_ms(), std::memory_order_relaxed);
+    phase.store(p, std::memory_order_relaxed);
+  }
+  /// Leaves a waiting phase for `head`, unless the sweeper closed the connection first.
+  bool activate(Phase waiting) noexcept {
+    since.store(coarse_now_ms(), std::memory_order_relaxed);
+    return phase.compare_exchange_strong(waiting, Phase::head, std::memory_order_acq_rel);
+  }
+  bool timed_out() const noexcept { return expired.load(std::memory_order_acquire); }
+
+  ConnectionNode* prev = nullptr;
+  ConnectionNode* next = nullptr;
+  const int fd;
+  std::atomic<Phase> phase{Phase::fresh};
+  std::atomic<bool> expired{false};  // a request was cut short by its timeout: answer 408
+  std::atomic<std::int64_t> since{coarse_now_ms()};
+  spindle::detail::TaskHeader* task = nullptr;  // the connection's task, aborted when the grace runs out
+};
+
+struct ServerState {
+  ServerState(const RouterCore& routes, ServerConfig settings) : router(routes), config(settings) {}
+
+  bool attach(ConnectionNode& node) {
+    std::lock_guard lock(mutex);
+    if (draining.load(std::memory_order_relaxed)) return false;
+    node.next = first;
+    if (first != nullptr) first->prev = &node;
+    first = &node;
+    ++open;
+    return true;
+  }
+  void detach(ConnectionNode& node) {
+    std::lock_guard lock(mutex);
+    if (node.prev != nullptr)
+      node.prev->next = node.next;
+    else
+      first = node.next;
+    if (node.next != nullptr) node.next->prev = node.prev;
+    --open;
+  }
+  std::size_t open_connections() {
+    std::lock_guard lock(mutex);
+    return open;
+  }
+
+  std::int64_t limit_for(Phase phase) const noexcept {
+    switch (phase) {
+      case Phase::fresh:
+      case Phase::head:
+        return to_ms(config.header_timeout);
+      case Phase::idle:
+        return to_ms(config.idle_timeout);
+      case Phase::body:
+        return to_ms(config.body_timeout);
+      case Phase::writing:
+        return to_ms(config.write_timeout);
+      case Phase::handler:
+      case Phase::closing:
+        return INT64_MAX;
+    }
+    return INT64_MAX;
+  }
+
+  /// One pass of the sweeper over the registry.
+  void sweep() {
+    const std::int64_t now = coarse_now_ms();
+    const bool drain = draining.load(std::memory_order_acquire);
+    const bool force = drain && now >= drain_deadline.load(std::memory_order_relaxed);
+    std::lock_guard lock(mutex);
+    for (ConnectionNode* node = first; node != nullptr; node = node->next) {
+      Phase phase = node->phase.load(std::memory_order_acquire);
+      if (phase == Phase::closing) continue;
+      if (force) {
+        // A handler may be waiting on anything, not only the socket: abort the whole task.
+        node->phase.store(Phase::closing, std::memory_order_relaxed);
+        ::shutdown(node->fd, SHUT_RDWR);
+        if (node->task != nullptr) node->task->request_abort();
+        continue;
+      }
+      const bool waiting = phase == Phase::fresh || phase == Phase::idle;
+      const bool expired = now - node->since.load(std::memory_order_relaxed) >= limit_for(phase);
+      if (waiting && (drain || expired)) {
+        // Only if the connection is still waiting: one that just woke for a request keeps it.
+        if (node->phase.compare_exchange_strong(phase, Phase::closing, std::memory_order_acq_rel))
+          ::shutdown(node->fd, SHUT_RDWR);
+      } else if (expired && (phase == Phase::head || phase == Phase::body)) {
+        // Shut only the reading side: the connection can still send its 408.
+        if (!node->expired.exchange(true, std::memory_order_acq_rel)) ::shutdown(node->fd, SHUT_RD);
+      } else if (expired && phase == Phase::writing) {
+        node->phase.store(Phase::closing, std::memory_order_relaxed);
+        ::shutdown(node->fd, SHUT_RDWR);
+      }
+    }
+  }
+
+  Duration sweep_period() const noexcept {
+    const Duration shortest =
+        std::min({config.header_timeout, config.idle_timeout, config.body_timeout, config.write_timeout});
+    return std::clamp<Duration>(shortest / 4, std::chrono::milliseconds(5), std::chrono::seconds(1));
+  }
+
+  void begin_shutdown(Duration grace) {
+    {
+      std::lock_guard lock(mutex);
+      if (draining.load(std::memory_order_relaxed)) return;
+      drain_deadline.store(coarse_now_ms() + to_ms(grace), std::memory_order_relaxed);
+      draining.store(true, std::memory_order_release);
+    }
+    stop.cancel();
+    sweep();  // idle connections close now, not at the next tick
+  }
+
+  const RouterCore router;
+  const ServerConfig config;
+  std::mutex mutex;
+  ConnectionNode* first = nullptr;  // guarded by mutex
+  std::size_t open = 0;             // guarded by mutex
+  std::atomic<bool> draining{false};
+  std::atomic<std::int64_t> drain_deadline{INT64_MAX};
+  CancellationToken stop;  // cancelled by shutdown(): the accept loops end
+};
+
+namespace {
+
+/// The HTTP date of this second ("Sun, 06 Nov 1994 08:49:37 GMT"), formatted once per second per thread.
+std::string_view http_date() noexcept {
+  thread_local std::int64_t cached_second = -1;
+  thread_local char text[32];
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  if (ts.tv_sec != cached_second) {
+    cached_second = ts.tv_sec;
+    tm parts{};
+    gmtime_r(&ts.tv_sec, &parts);
+    std::strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &parts);
+  }
+  return {text, 29};
+}
+
+void append_number(std::string& out, std::uint64_t value) {
+  char digits[24];
+  const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
+  out.append(digits, end);
+}
+
+enum class Framing { none, length, chunked, close };
+
+/// Writes a response's status line and header fields, the server's own fields included.
+void append_head(std::string& out, const Response& response, Framing framing, std::size_t length, bool keep_alive,
+                 int version_minor) {
+  int status = code(response.status);
+  if (status < 100 || status > 999) status = 500;
+  out += "HTTP/1.1 ";
+  append_number(out, static_cast<std::uint64_t>(status));
+  out += ' ';
+  out += reason_phrase(static_cast<Status>(status));
+  out += "\r\nDate: ";
+  out += http_date();
+  out += "\r\n";
+  for (const auto& field : response.headers) {
+    // The framing fields are the server's: a handler's own would contradict the body it returned.
+    if (iequals(field.name, "content-length") || iequals(field.name, "transfer-encoding") ||
+        iequals(field.name, "connection") || iequals(field.name, "date"))
+      continue;
+    out += field.name;
+    out += ": ";
+    out += field.value;
+    out += "\r\n";
+  }
+  if (framing == Framing::length) {
+    out += "Content-Length: ";
+    append_number(out, length);
+    out += "\r\n";
+  } else if (framing == Framing::chunked) {
+    out += "Transfer-Encoding: chunked\r\n";
+  }
+  if (!keep_alive)
+    out += "Connection: close\r\n";
+  else if (version_minor == 0)
+    out += "Connection: keep-alive\r\n";
+  out += "\r\n";
+}
+
+bool wants_close(const Response& response) noexcept {
+  const auto connection = response.headers.get("connection");
+  return connection && iequals(*connection, "close");
+}
+
+constexpr std::size_t kInitialBuffer = 4096;
+constexpr std::size_t kScratch = 16 * 1024;
+constexpr std::size_t kCorkLimit = 64 * 1024;    // flush the output buffer beyond this
+constexpr std::size_t kInlineBody = 16 * 1024;   // larger bodies are written from where they are
+constexpr std::size_t kMaxDiscard = 256 * 1024;  // an unread body larger than this closes the connection
+constexpr std::size_t kPooledSessions = 256;     // per thread
+
+/// Per-request state, leased for a burst of activity and pooled per thread (see the top of this file).
+class Session final : public BodySource {
+ public:
+  // --- the read buffer: [begin, end) is unread; a request's views point into it until it is answered.
+  std::string_view unread() const noexcept { return {buffer_.get() + begin, end - begin}; }
+  std::span<char> space() noexcept { return {buffer_.get() + end, capacity_ - end}; }
+  bool empty() const noexcept { return begin == end; }
+
+  /// Room to read more of a head: moves the unread bytes to the front, grows up to the head limit.
+  bool make_room(std::size_t max_bytes) {
+    if (begin > 0) {
+      std::memmove(buffer_.get(), buffer_.get() + begin, end - begin);
+      end -= begin;
+      begin = 0;
+    }
+    if (end < capacity_) return true;
+    if (capacity_ >= max_bytes) return false;
+    grow(std::min(max_bytes, capacity_ * 2));
+    return true;
+  }
+
+  void prepare(ServerState& server, TcpStream& stream, ConnectionNode& node) {
+    server_ = &server;
+    stream_ = &stream;
+    node_ = &node;
+    if (buffer_ == nullptr) grow(kInitialBuffer);
+    const ParserLimits& limits = server.config.limits;
+    if (limits.max_request_line != limits_.max_request_line || limits.max_header_bytes != limits_.max_header_bytes ||
+        limits.max_fields != limits_.max_fields) {
+      limits_ = limits;
+      parser = RequestParser{limits};
+    }
+    parser.reset();
+  }
+  /// Back to the pool: forget the connection, drop buffers that a large request grew.
+  void recycle() noexcept {
+    begin = end = 0;
+    out.clear();
+    carry_.clear();
+    if (capacity_ > 4 * kInitialBuffer) {
+      buffer_.reset();
+      capacity_ = 0;
+    }
+    if (out.capacity() > kCorkLimit * 2) std::string{}.swap(out);
+    if (scratch_.size() > kScratch) std::string{}.swap(scratch_);
+    server_ = nullptr;
+    stream_ = nullptr;
+    node_ = nullptr;
+  }
+
+  // --- the current request's body
+  void start_body(const RequestHead& head, std::size_t body_start) {
+    framing_ = head.framing;
+    remaining_ = head.framing == BodyFraming::content_length ? head.content_length : 0;
+    cursor_ = body_start;
+    body_bytes_ = 0;
+    body_done_ = head.framing == BodyFraming::none || (head.framing == BodyFraming::content_length && remaining_ == 0);
+    continue_pending_ = head.expect_continue && !body_done_;
+    scratch_begin_ = scratch_end_ = 0;
+    chunked_ = ChunkedDecoder{};
+    must_close = false;
+  }
+  bool body_done() const noexcept { return body_done_; }
+  bool continue_pending() const noexcept { return continue_pending_; }
+
+  Task<Result<std::string_view, BodyError>> next() override {
+    if (body_done_) co_return std::string_view{};
+    if (continue_pending_) {
+      continue_pending_ = false;
+      if (!co_await write_all("HTTP/1.1 100 Continue\r\n\r\n", Phase::body))
+        co_return fail(Status::bad_request, "connection lost");
+    }
+    if (framing_ == BodyFraming::content_length) {
+      if (cursor_ < end) {
+        const std::size_t n = std::min<std::uint64_t>(remaining_, end - cursor_);
+        const std::string_view piece{buffer_.get() + cursor_, n};
+        cursor_ += n;
+        consume_length(n);
+        co_return piece;
+      }
+      if (scratch_.size() < kScratch) scratch_.resize(kScratch);
+      const std::size_t want = std::min<std::uint64_t>(remaining_, scratch_.size());
+      Result<std::size_t, BodyError> n = co_await read_body(std::span{scratch_.data(), want});
+      if (!n) co_return Err{std::move(n).error()};
+      consume_length(*n);
+      co_return std::string_view{scratch_.data(), *n};
+    }
+    // chunked
+    for (;;) {
+      const bool from_buffer = cursor_ < end;
+      const std::string_view input =
+          from_buffer ? std::string_view{buffer_.get() + cursor_, end - cursor_}
+                      : std::string_view{scratch_.data() + scratch_begin_, scratch_end_ - scratch_begin_};
+      if (input.empty()) {
+        if (scratch_.size() < kScratch) scratch_.resize(kScratch);
+        Result<std::size_t, BodyError> n = co_await read_body(std::span{scratch_.data(), scratch_.size()});
+        if (!n) co_return Err{std::move(n).error()};
+        scratch_begin_ = 0;
+        scratch_end_ = *n;
+        continue;
+      }
+      const ChunkedDecoder::Result step = chunked_.decode(input);
+      (from_buffer ? cursor_ : scratch_begin_) += step.consumed;
+      if (step.status == ChunkedDecoder::Status::error)
+        co_return fail(Status::bad_request, std::string{chunked_.error()});
+      body_bytes_ += step.data.size();
+      if (body_bytes_ > server_->config.max_body)
+        co_return fail(Status::payload_too_large,
+                       "request body larger than " + std::to_string(server_->config.max_body) + " bytes");
+      if (step.status == ChunkedDecoder::Status::done) {
+        body_done_ = true;
+        // Bytes read past the body belong to the next request.
+        if (!from_buffer) carry_.assign(scratch_.data() + scratch_begin_, scratch_end_ - scratch_begin_);
+      }
+      if (!step.data.empty() || body_done_) co_return step.data;
+    }
+  }
+
+  /// Reads and drops what the handler left of the body; false if that is too much (close instead).
+  Task<bool> discard_body() {
+    std::size_t dropped = 0;
+    while (!body_done_) {
+      if (continue_pending_) co_return false;  // the client waits for our go-ahead: it may never send it
+      if (framing_ == BodyFraming::content_length && remaining_ > kMaxDiscard) co_return false;
+      Result<std::string_view, BodyError> piece = co_await next();
+      if (!piece) co_return false;
+      dropped += piece->size();
+      if (dropped > kMaxDiscard) co_return false;
+    }
+    co_return true;
+  }
+
+  /// The request is answered: drop its bytes from the buffer.
+  void finish_request() {
+    begin = std::min(cursor_, end);
+    if (begin == end) begin = end = 0;
+    if (!carry_.empty()) {
+      make_room(SIZE_MAX);
+      if (capacity_ - end < carry_.size()) grow(end + carry_.size());
+      std::memcpy(buffer_.get() + end, carry_.data(), carry_.size());
+      end += carry_.size();
+      carry_.clear();
+    }
+    parser.reset();
+  }
+
+  // --- output
+  /// Writes `out` (and then `extra`) and empties it; false if the connection failed.
+  Task<bool> flush(Phase after, std::string_view extra = {}) {
+    node_->enter(Phase::writing);
+    std::size_t done = 0;
+    const std::size_t total = out.size() + extra.size();
+    while (done < total) {
+      iovec parts[2];
+      int count = 0;
+      if (done < out.size()) parts[count++] = {out.data() + done, out.size() - done};
+      const std::size_t extra_done = done > out.size() ? done - out.size() : 0;
+      if (extra_done < extra.size())
+        parts[count++] = {const_cast<char*>(extra.data()) + extra_done, extra.size() - extra_done};
+      IoResult<std::size_t> n = co_await stream_->writev(std::span{parts, static_cast<std::size_t>(count)});
+      if (!n) co_return false;
+      done += *n;
+    }
+    out.clear();
+    node_->enter(after);
+    co_return true;
+  }
+  Task<bool> write_all(std::string_view bytes, Phase after) {
+    out += bytes;
+    co_return co_await flush(after);
+  }
+
+  RequestParser parser;
+  std::string out;
+  std::vector<PathParam> params;
+  std::size_t begin = 0;
+  std::size_t end = 0;
+  bool must_close = false;  // the request's body went wrong: answer, then close
+
+ private:
+  void grow(std::size_t capacity) {
+    auto bigger = std::make_unique<char[]>(capacity);
+    if (buffer_ != nullptr) std::memcpy(bigger.get(), buffer_.get(), end);
+    buffer_ = std::move(bigger);
+    capacity_ = capacity;
+  }
+  void consume_length(std::size_t n) noexcept {
+    remaining_ -= n;
+    if (remaining_ == 0) body_done_ = true;
+  }
+  Err<BodyError> fail(Status status, std::string message) {
+    must_close = true;
+    body_done_ = true;
+    return Err{BodyError{status, std::move(message)}};
+  }
+  Task<Result<std::size_t, BodyError>> read_body(std::span<char> into) {
+    node_->enter(Phase::body);
+    IoResult<std::size_t> n = co_await stream_->read(into);
+    const bool timed_out = node_->timed_out();
+    node_->enter(Phase::handler);
+    if (timed_out) co_return fail(Status::request_timeout, "timed out reading the request body");
+    if (!n) co_return fail(Status::bad_request, "connection failed while reading the body");
+    if (*n == 0) co_return fail(Status::bad_request, "connection closed in the middle of the body");
+    co_return *n;
+  }
+
+  std::unique_ptr<char[]> buffer_;
+  std::size_t capacity_ = 0;
+  ParserLimits limits_;
+  ServerState* server_ = nullptr;
+  TcpStream* stream_ = nullptr;
+  ConnectionNode* node_ = nullptr;
+
+  BodyFraming framing_ = BodyFraming::none;
+  std::uint64_t remaining_ = 0;
+  std::size_t cursor_ = 0;  // where the body continues in the read buffer
+  std::uint64_t body_bytes_ = 0;
+  bool body_done_ = true;
+  bool continue_pending_ = false;
+  ChunkedDecoder chunked_;
+  std::string scratch_;  // body bytes read from the socket once the read buffer's are used
+  std::size_t scratch_begin_ = 0;
+  std::size_t scratch_end_ = 0;
+  std::string carry_;  // bytes of the next request read along with a chunked body
+};
+
+/// The per-thread pool of sessions.
+class SessionPool {
+ public:
+  ~SessionPool() {
+    for (Session* s : free_) delete s;
+  }
+  Session* acquire() {
+    if (free_.empty()) return new Session;
+    Session* s = free_.back();
+    free_.pop_back();
+    return s;
+  }
+  void release(Session* s) noexcept {
+    s->recycle();
+    if (free_.size() < kPooledSessions) {
+      try {
+        free_.push_back(s);
+        return;
+      } catch (...) {
+      }
+    }
+    delete s;
+  }
+
+ private:
+  std::vector<Session*> free_;
+};
+
+thread_local SessionPool session_pool;
+
+/// A session on lease; back to the pool of whichever thread the connection ends up on.
+class SessionLease {
+ public:
+  SessionLease() = default;
+  SessionLease(const SessionLease&) = delete;
+  SessionLease& operator=(const SessionLease&) = delete;
+  ~SessionLease() { reset(); }
+  Session& acquire() {
+    if (session_ == nullptr) session_ = session_pool.acquire();
+    return *session_;
+  }
+  void reset() noexcept {
+    if (session_ != nullptr) session_pool.release(std::exchange(session_, nullptr));
+  }
+
+ private:
+  Session* session_ = nullptr;
+};
+
+/// Sends an error response and closes: the request was refused before any handler saw it.
+Task<void> refuse(Session& session, TcpStream& stream, Status status, std::string_view reason) {
+  const Response response = Response::error(status, reason);
+  append_head(session.out, response, Framing::length, response.body.bytes().size(), false, 1);
+  session.out += response.body.bytes();
+  if (co_await session.flush(Phase::closing)) {
+    // Lingering close (as nginx does): a client still sending would get a reset for unread bytes, and a
+    // reset can destroy our answer in its receive buffer before it reads it.
+    (void)stream.shutdown(Shutdown::write);
+    (void)co_await timeout(std::chrono::seconds(2), [](TcpStream& s) -> Task<void> {
+      char sink[4096];
+      std::size_t drained = 0;
+      while (drained < 1024 * 1024) {
+        IoResult<std::size_t> n = co_await s.read(std::span{sink});
+        if (!n || *n == 0) co_return;
+        drained += *n;
+      }
+    }(stream));
+  }
+}
+
+/// Answers requests while bytes keep coming; true when the connection is drained and idle (the session
+/// can go back to the pool), false when it must close.
+Task<bool> serve_burst(ServerState& server, TcpStream& stream, ConnectionNode& node, Session& s) {
+  for (;;) {
+    RequestParser::Status parsed = s.empty() ? RequestParser::Status::incomplete : s.parser.parse(s.unread());
+    if (parsed == RequestParser::Status::incomplete) {
+      if (!s.out.empty() && !co_await s.flush(Phase::head)) co_return false;
+      if (s.empty()) {
+        // Between requests: take what the socket has without waiting; nothing means idle.
+        s.begin = s.end = 0;
+        IoResult<std::size_t> n = stream.try_read(s.space());
+        if (!n) co_return n.error() == std::errc::resource_unavailable_try_again;
+        if (*n == 0) co_return false;
+        node.enter(Phase::head);
+        s.end += *n;
+        continue;
+      }
+      // Part of a head: wait for the rest (the sweeper enforces the header timeout).
+      const ParserLimits& limits = server.config.limits;
+      if (!s.make_room(limits.max_request_line + limits.max_header_bytes + 8)) {
+        co_await refuse(s, stream, Status::request_header_fields_too_large, "header fields too large");
+        co_return false;
+      }
+      IoResult<std::size_t> n = co_await stream.read(s.space());
+      if (node.timed_out()) {
+        co_await refuse(s, stream, Status::request_timeout, "timed out waiting for the request header");
+        co_return false;
+      }
+      if (!n || *n == 0) co_return false;
+      s.end += *n;
+      continue;
+    }
+    if (parsed == RequestParser::Status::error) {
+      co_await refuse(s, stream, static_cast<Status>(s.parser.error().status), s.parser.error().reason);
+      co_return false;
+    }
+
+    const RequestHead& head = s.parser.head();
+    if (head.framing == BodyFraming::content_length && head.content_length > server.config.max_body) {
+      const std::string reason = "request body larger than " + std::to_string(server.config.max_body) + " bytes";
+      co_await refuse(s, stream, Status::payload_too_large, reason);
+      co_return false;
+    }
+    s.start_body(head, s.begin + s.parser.head_size());
+    Request request{head, RequestBody{&s, head.framing == BodyFraming::content_length
+                                              ? std::optional<std::uint64_t>{head.content_length}
+                                              : (head.framing == BodyFraming::none ? std::optional<std::uint64_t>{0}
+                                                                                   : std::nullopt)}};
+    request.set_socket(stream.native_handle());
+    node.enter(Phase::handler);
+
+    Response response;
+    try {
+      Reply reply = server.router.dispatch(request, s.params);
+      if (reply.index() == 0) {
+        response = std::move(std::get<0>(reply));
+      } else {
+        // The handler may suspend: what is corked goes out first, so earlier answers are not held back.
+        if (!s.out.empty() && !co_await s.flush(Phase::handler)) co_return false;
+        response = co_await std::move(std::get<1>(reply));
+      }
+    } catch (const std::exception& e) {
+      spindle::detail::log_warning("http: handler for %.*s %.*s threw: %s", static_cast<int>(head.method_name.size()),
+                                   head.method_name.data(), static_cast<int>(head.target.size()), head.target.data(),
+                                   e.what());
+      response = Response::error(Status::internal_server_error, "internal server error");
+    } catch (...) {
+      spindle::detail::log_warning("http: handler for %.*s %.*s threw a non-exception",
+                                   static_cast<int>(head.method_name.size()), head.method_name.data(),
+                                   static_cast<int>(head.target.size()), head.target.data());
+      response = Response::error(Status::internal_server_error, "internal server error");
+    }
+
+    bool keep_alive = head.keep_alive && !server.draining.load(std::memory_order_relaxed) && !wants_close(response);
+    if (!s.body_done() && !co_await s.discard_body()) keep_alive = false;
+    if (s.must_close) keep_alive = false;
+
+    const bool is_head = head.method == Method::head;
+    const int version_minor = head.version_minor;
+    if (response.body.is_stream()) {
+      const Framing framing = forbids_body(response.status) ? Framing::none
+                              : version_minor == 1          ? Framing::chunked
+                                                            : Framing::close;
+      if (framing == Framing::close) keep_alive = false;
+      append_head(s.out, response, framing, 0, keep_alive, version_minor);
+      s.finish_request();
+      if (!co_await s.flush(Phase::handler)) co_return false;
+      if (!is_head && framing != Framing::none) {
+        while (std::optional<std::string> chunk = co_await response.body.next_chunk()) {
+          if (chunk->empty()) continue;  // an empty chunk would end the body
+          if (framing == Framing::chunked) {
+            char size[20];
+            const auto [end, ec] = std::to_chars(size, size + sizeof size, chunk->size(), 16);
+            s.out.append(size, end).append("\r\n");
+            if (!co_await s.flush(Phase::handler, *chunk)) co_return false;
+            s.out += "\r\n";
+          } else if (!co_await s.flush(Phase::handler, *chunk)) {
+            co_return false;
+          }
+        }
+        if (framing == Framing::chunked) s.out += "0\r\n\r\n";
+      }
+    } else {
+      const std::string_view body = response.body.bytes();
+      const Framing framing = forbids_body(response.status) ? Framing::none : Framing::length;
+      append_head(s.out, response, framing, body.size(), keep_alive, version_minor);
+      s.finish_request();
+      if (!is_head && framing == Framing::length) {
+        if (body.size() <= kInlineBody) {
+          s.out += body;
+        } else if (!co_await s.flush(Phase::handler, body)) {
+          co_return false;
+        }
+      }
+    }
+
+    if (!keep_alive) {
+      if (!s.out.empty()) (void)co_await s.flush(Phase::closing);
+      co_return false;
+    }
+    if (s.out.size() >= kCorkLimit && !co_await s.flush(Phase::head)) co_return false;
+    if (!s.empty()) node.enter(Phase::head);
+  }
+}
+
+Task<void> run_connection(std::shared_ptr<ServerState> server, TcpStream stream) {
+  ConnectionNode node{stream.native_handle()};
+  node.task = spindle::detail::current_task();
+  if (!server->attach(node)) co_return;
+  struct Detach {
+    ServerState& server;
+    ConnectionNode& node;
+    ~Detach() { server.detach(node); }
+  } detach{*server, node};
+
+  SessionLease lease;
+  Phase waiting = Phase::fresh;
+  for (;;) {
+    // No buffer while waiting: this is the state 10,000 idle keep-alive connections are in.
+    if (!co_await stream.readable()) co_return;
+    if (!node.activate(waiting)) co_return;  // the sweeper closed it (timeout or shutdown)
+    Session& session = lease.acquire();
+    session.prepare(*server, stream, node);
+    const bool idle = co_await serve_burst(*server, stream, node, session);
+    lease.reset();
+    if (!idle || server->draining.load(std::memory_order_acquire)) co_return;
+    waiting = Phase::idle;
+    node.enter(Phase::idle);
+  }
+}
+
+Task<void> sweep_forever(std::shared_ptr<ServerState> server) {
+  for (;;) {
+    co_await sleep(server->sweep_period());
+    server->sweep();
+  }
+}
+
+Task<void> accept_until_stopped(std::shared_ptr<ServerState> server, TcpListener& listener) {
+  for (;;) {
+    auto next = co_await select(listener.accept(),
+                                [](CancellationToken stop) -> Task<void> { co_await stop.cancelled(); }(server->stop));
+    if (next.index() == 1) co_return;
+    auto& accepted = std::get<0>(next);
+    if (!accepted) {
+      spindle::detail::log_warning("http: accept failed: %s", accepted.error().message().c_str());
+      co_return;
+    }
+    spawn(run_connection(server, std::move(accepted->stream))).detach();
+  }
+}
+
+}  // namespace
+}  // namespace detail
+
+Server::Server(Router<> router, ServerConfig config)
+    : state_(std::make_shared<detail::ServerState>(router.core(), config)) {}
+Server::Server(Server&&) noexcept = default;
+Server& Server::operator=(Server&&) noexcept = default;
+Server::~Server() = default;
+
+Task<void> Server::serve(TcpListener listener) {
+  std::shared_ptr<detail::ServerState> state = state_;
+  JoinHandle<void> sweeper = spawn(detail::sweep_forever(state));
+  struct StopSweeper {
+    JoinHandle<void>& handle;
+    ~StopSweeper() { handle.abort(); }
+  } stop_sweeper{sweeper};
+  co_await detail::accept_until_stopped(state, listener);
+  state->begin_shutdown(state->config.shutdown_grace);  // stopped, or the listener failed
+  // Draining: idle connections are closed already; the others finish or are cut at the deadline.
+  while (state->open_connections() > 0) {
+    state->sweep();
+    co_await sleep(std::chrono::milliseconds(10));
+  }
+}
+
+Task<void> Server::serve(TcpListener listener, CancellationToken stop) {
+  JoinHandle<void> watcher =
+      spawn([](CancellationToken token, std::shared_ptr<detail::ServerState> state) -> Task<void> {
+        co_await token.cancelled();
+        state->begin_shutdown(state->config.shutdown_grace);
+      }(std::move(stop), state_));
+  co_await serve(std::move(listener));
+  watcher.abort();
+}
+
+void Server::shutdown(Duration grace) { state_->begin_shutdown(grace); }
+void Server::shutdown() { state_->begin_shutdown(state_->config.shutdown_grace); }
+
+ServerStats Server::stats() const noexcept { return ServerStats{state_->open_connections()}; }
+const ServerConfig& Server::config() const noexcept { return state_->config; }
+
+Task<void> serve(TcpListener listener, Router<> router) {
+  Server server{std::move(router)};
+  co_await server.serve(std::move(listener));
+}
+
+}  // namespace spindle::http
