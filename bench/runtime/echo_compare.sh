@@ -19,21 +19,16 @@ variants=${SPINDLE:-"spindle=--workers 1"}
 here=$(cd "$(dirname "$0")" && pwd)
 ticks=$(getconf CLK_TCK)
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+# shellcheck source=../common.sh
+source "$here/../common.sh"
 
 run_peer() {
   local name=$1; shift
   local out; out=$(mktemp)
   taskset -c "$server_cpus" "$@" >"$out" 2>&1 &
   local pid=$!
-  local port=""
-  for _ in $(seq 100); do
-    port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$out")
-    [[ -n "$port" ]] && break
-    sleep 0.1
-  done
-  [[ -n "$port" ]] || { echo "$name did not start: $(cat "$out")" >&2; kill "$pid"; return 1; }
+  local port
+  port=$(wait_for_listening "$out") || { echo "$name did not start: $(cat "$out")" >&2; kill "$pid"; return 1; }
   for c in $concurrency; do
     local rates=() p99s=() cpus=()
     for _ in $(seq "$runs"); do

@@ -20,7 +20,10 @@ Task<void> stopped(CancellationToken stop) { co_await stop.cancelled(); }
 Task<void> serve(TcpListener listener, CancellationToken stop) {
   for (;;) {
     // accept() backs off by itself when out of fds
-    auto next = co_await select(listener.accept(), stopped(stop));
+    // Named operands: GCC 12 destroys temporaries made inside a co_await expression twice.
+    Task<IoResult<TcpListener::Accepted>> accepting = listener.accept();
+    Task<void> stopping = stopped(stop);
+    auto next = co_await select(std::move(accepting), std::move(stopping));
     if (next.index() == 1) co_return;  // SIGTERM: open connections end with the runtime
     auto& accepted = std::get<0>(next);
     if (!accepted) co_return;  // the listener itself failed

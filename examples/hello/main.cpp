@@ -8,6 +8,9 @@
 #include <spindle/http.hpp>
 #include <spindle/spindle.hpp>
 
+#include <algorithm>
+#include <charconv>
+
 #include "server_main.hpp"
 
 using namespace spindle;
@@ -18,9 +21,16 @@ Response plaintext(Request) { return Response::text("Hello, World!"); }
 
 Response json(Request) { return Response::json("{\"message\":" + json_quote("Hello, World!") + "}"); }
 
-Task<Response> delay(Request) {
-  co_await sleep(50ms);
-  co_return Response::text("waited 50 ms");
+// /delay?ms=N waits N ms instead (up to 60 s): the memory benchmark holds 10,000 requests in flight.
+Task<Response> delay(Request request) {
+  int ms = 50;
+  if (request.query().starts_with("ms=")) {
+    const std::string_view digits = request.query().substr(3);
+    std::from_chars(digits.data(), digits.data() + digits.size(), ms);
+    ms = std::clamp(ms, 0, 60'000);
+  }
+  co_await sleep(std::chrono::milliseconds(ms));
+  co_return Response::text("waited " + std::to_string(ms) + " ms");
 }
 
 Task<Response> echo(Request request) {

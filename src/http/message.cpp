@@ -233,11 +233,26 @@ Request::Request(const RequestHead& head, RequestBody body) noexcept
       version_minor_(head.version_minor),
       method_name_(head.method_name),
       target_(head.target),
-      path_(target_path(head.target)),
       fields_(head.fields),
-      body_(body) {
-  const std::size_t question = head.target.find('?');
-  if (question != std::string_view::npos) query_ = head.target.substr(question + 1);
+      body_(body) {}
+
+std::string_view Request::path() const noexcept { return target_path(target_); }
+
+std::string_view Request::query() const noexcept {
+  const std::size_t question = target_.find('?');
+  return question == std::string_view::npos ? std::string_view{} : target_.substr(question + 1);
+}
+
+void Request::relocate(const char* from, std::size_t size, const char* to, std::span<const HeaderField> fields,
+                       std::span<const PathParam> params) noexcept {
+  auto move = [&](std::string_view& view) {
+    if (view.data() >= from && view.data() + view.size() <= from + size)
+      view = {to + (view.data() - from), view.size()};
+  };
+  move(method_name_);
+  move(target_);
+  fields_ = fields;
+  params_ = params;
 }
 
 std::optional<std::string_view> Request::header(std::string_view name) const noexcept {
@@ -260,7 +275,7 @@ std::optional<SocketAddr> Request::peer_addr() const noexcept {
 }
 
 Task<Result<std::string_view, BodyError>> RequestBody::next() {
-  if (source_ == nullptr) co_return std::string_view{};
+  if (source_ == nullptr) co_return std::string_view{};  // no body
   co_return co_await source_->next();
 }
 

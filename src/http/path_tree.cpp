@@ -20,7 +20,15 @@ bool is_name_char(char c) noexcept {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
-std::string quoted(std::string_view text) { return "`" + std::string(text) + "`"; }
+// Built piece by piece: GCC 12 warns falsely (-Wrestrict) about "`" + std::string(text).
+std::string quoted(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 2);
+  out += '`';
+  out += text;
+  out += '`';
+  return out;
+}
 
 Err<std::string> malformed(std::string_view pattern, std::string_view why) {
   return Err{"invalid route " + quoted(pattern) + ": " + std::string(why)};
@@ -65,9 +73,9 @@ Result<std::vector<Piece>, std::string> parse_pattern(std::string_view pattern) 
     const bool starts_segment = literal.ends_with('/');
     const bool ends_segment = after == pattern.size() || pattern[after] == '/';
     if (!starts_segment || (!catch_all && !ends_segment)) {
-      return malformed(pattern,
-                       "parameter " + quoted(written) +
-                           " must be a whole segment, between two '/' (write `{{` and `}}` for literal braces)");
+      return malformed(pattern, "parameter " + quoted(written) +
+                                    " must fill a whole segment, from a '/' to the next '/' or the end (write `{{` and "
+                                    "`}}` for literal braces)");
     }
     if (catch_all && after != pattern.size()) {
       return malformed(pattern, "catch-all parameter " + quoted(written) + " must be the last segment of the route");
@@ -103,8 +111,17 @@ std::string shape_of(std::string_view pattern) {
   return shape;
 }
 
+std::size_t common_prefix_length(std::string_view a, std::string_view b) noexcept {
+  std::size_t length = 0;
+  while (length < a.size() && length < b.size() && a[length] == b[length]) ++length;
+  return length;
+}
+
 std::string written_param(PieceKind kind, std::string_view name) {
-  return std::string(kind == PieceKind::catch_all ? "{*" : "{") + std::string(name) + "}";
+  std::string written = kind == PieceKind::catch_all ? "{*" : "{";
+  written += name;
+  written += '}';
+  return written;
 }
 
 }  // namespace
@@ -145,7 +162,6 @@ Result<void, std::string> PathTree::insert(std::string_view pattern, std::uint32
                  quoted(written_param(piece.kind, other.name)) + " there)"};
     }
     Node wildcard;
-    wildcard.kind = is_param ? NodeKind::param : NodeKind::catch_all;
     wildcard.name = names_.emplace_back(piece.name);
     wildcard.creator_pattern = pattern_index;
     const std::uint32_t child = add_node(std::move(wildcard));
@@ -179,12 +195,8 @@ std::uint32_t PathTree::insert_static_text(std::uint32_t parent, std::string_vie
       nodes_[parent].static_children.push_back(leaf_index);
       return leaf_index;
     }
-    const std::string_view child_text = nodes_[child].text;
-    const std::size_t common =
-        std::mismatch(child_text.begin(), child_text.begin() + std::min(child_text.size(), text.size()), text.begin())
-            .first -
-        child_text.begin();
-    if (common < child_text.size()) {
+    const std::size_t common = common_prefix_length(nodes_[child].text, text);
+    if (common < nodes_[child].text.size()) {
       // The split keeps the upper half at the child's index, so the parent's entry stays right.
       Node lower = std::move(nodes_[child]);
       Node upper;
@@ -216,23 +228,23 @@ std::optional<std::uint32_t> PathTree::match(std::string_view path, std::vector<
   return nodes_[found].value;
 }
 
-// Matches the rest of `path`, from `position`, against the static node `index` and what hangs below it;
+// Matches the rest of `path`, from `position`, against the static node `node_index` and what hangs below it;
 // returns the node of the route found, or kNone. On failure it may leave captures behind for the caller
 // to drop. Static text is followed in a loop; only a node with a parameter or catch-all to fall back on
 // recurses, so that the fallback can be tried once the static way fails.
-std::uint32_t PathTree::match_from(std::uint32_t index, std::string_view path, std::size_t position,
+std::uint32_t PathTree::match_from(std::uint32_t node_index, std::string_view path, std::size_t position,
                                    std::vector<PathParam>& params) const {
   while (true) {
-    const Node& node = nodes_[index];
+    const Node& node = nodes_[node_index];
     if (!path.substr(position).starts_with(node.text)) return kNone;
     position += node.text.size();
-    // Parameters and catch-alls never match nothing, so an exhausted path ends here or nowhere.
-    if (position == path.size()) return node.route_pattern != kNone ? index : kNone;
+    // Parameters and catch-alls never match an empty rest, so a path used up ends here or nowhere.
+    if (position == path.size()) return node.route_pattern != kNone ? node_index : kNone;
 
     const std::uint32_t static_child = find_static_child(node, path[position]);
     if (node.param_child == kNone && node.catch_all_child == kNone) {
       if (static_child == kNone) return kNone;
-      index = static_child;
+      node_index = static_child;
       continue;
     }
     if (static_child != kNone) {
@@ -250,7 +262,7 @@ std::uint32_t PathTree::match_from(std::uint32_t index, std::string_view path, s
           if (param.route_pattern != kNone) return node.param_child;
         } else if (const std::uint32_t after = find_static_child(param, '/'); after != kNone) {
           if (node.catch_all_child == kNone) {
-            index = after;
+            node_index = after;
             position = segment_end;
             continue;
           }

@@ -139,31 +139,33 @@ void RouterCore::set_fallback(Handler handler) { routes_->fallback = std::move(h
 
 void RouterCore::bind_state(std::shared_ptr<void> state, const std::type_info& type) {
   auto bind = [&](Handler inner) -> Handler {
-    return [state, type = &type, inner = std::move(inner)](Request& request) {
-      request.set_state(state.get(), type);
-      return inner(request);
-    };
+    const bool may_suspend = inner.may_suspend;
+    return Handler{[state, type = &type, call = std::move(inner.call)](Request& request) {
+                     request.set_state(state.get(), type);
+                     return call(request);
+                   },
+                   may_suspend};
   };
   for (auto& r : routes_->routes) r.methods.wrap(bind);
   if (routes_->fallback) routes_->fallback = bind(std::move(routes_->fallback));
 }
 
-Reply RouterCore::dispatch(Request& request, std::vector<PathParam>& params) const {
+const Handler* RouterCore::route(Request& request, std::vector<PathParam>& params, Response& refusal) const {
   const std::optional<std::uint32_t> id = routes_->tree.match(request.path(), params);
   if (!id) {
     request.set_params({}, {});
-    if (routes_->fallback) return routes_->fallback(request);
-    return Reply{std::in_place_index<0>,
-                 Response::error(Status::not_found, "no route for " + std::string{request.path()})};
+    if (routes_->fallback) return &routes_->fallback;
+    refusal = Response::error(Status::not_found, "no route for " + std::string{request.path()});
+    return nullptr;
   }
   const Routes::Route& route = routes_->routes[*id];
   request.set_params(params, route.pattern);
-  if (const Handler* handler = route.methods.find(request.method())) return (*handler)(request);
-  if (routes_->fallback) return routes_->fallback(request);
-  Response refused = Response::error(
-      Status::method_not_allowed, "method " + std::string{request.method_name()} + " not allowed on " + route.pattern);
-  refused.headers.set("allow", route.methods.allow());
-  return Reply{std::in_place_index<0>, std::move(refused)};
+  if (const Handler* handler = route.methods.find(request.method())) return handler;
+  if (routes_->fallback) return &routes_->fallback;
+  refusal = Response::error(Status::method_not_allowed,
+                            "method " + std::string{request.method_name()} + " not allowed on " + route.pattern);
+  refusal.headers.set("allow", route.methods.allow());
+  return nullptr;
 }
 
 std::vector<std::string> RouterCore::patterns() const {

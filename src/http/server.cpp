@@ -252,7 +252,7 @@ bool wants_close(const Response& response) noexcept {
   return connection && iequals(*connection, "close");
 }
 
-constexpr std::size_t kInitialBuffer = 4096;
+constexpr std::size_t kInitialBuffer = 1024;
 constexpr std::size_t kScratch = 16 * 1024;
 constexpr std::size_t kCorkLimit = 64 * 1024;    // flush the output buffer beyond this
 constexpr std::size_t kInlineBody = 16 * 1024;   // larger bodies are written from where they are
@@ -307,6 +307,11 @@ class Session final : public BodySource {
     server_ = nullptr;
     stream_ = nullptr;
     node_ = nullptr;
+    framing_ = BodyFraming::none;
+    cursor_ = 0;
+    body_done_ = true;
+    continue_pending_ = false;
+    must_close = false;
   }
 
   // --- the current request's body
@@ -432,6 +437,7 @@ class Session final : public BodySource {
   }
 
   RequestParser parser;
+  Request request;  // the request being answered (here rather than in a coroutine frame: see answer())
   std::string out;
   std::vector<PathParam> params;
   std::size_t begin = 0;
@@ -534,6 +540,17 @@ class SessionLease {
   Session* session_ = nullptr;
 };
 
+/// Reads and drops what the client still sends, up to 1 MiB or its end.
+Task<void> drain_input(TcpStream& stream) {
+  char sink[4096];
+  std::size_t drained = 0;
+  while (drained < 1024 * 1024) {
+    IoResult<std::size_t> n = co_await stream.read(std::span{sink});
+    if (!n || *n == 0) co_return;
+    drained += *n;
+  }
+}
+
 /// Sends an error response and closes: the request was refused before any handler saw it.
 Task<void> refuse(Session& session, TcpStream& stream, Status status, std::string_view reason) {
   const Response response = Response::error(status, reason);
@@ -543,140 +560,293 @@ Task<void> refuse(Session& session, TcpStream& stream, Status status, std::strin
     // Lingering close (as nginx does): a client still sending would get a reset for unread bytes, and a
     // reset can destroy our answer in its receive buffer before it reads it.
     (void)stream.shutdown(Shutdown::write);
-    (void)co_await timeout(std::chrono::seconds(2), [](TcpStream& s) -> Task<void> {
-      char sink[4096];
-      std::size_t drained = 0;
-      while (drained < 1024 * 1024) {
-        IoResult<std::size_t> n = co_await s.read(std::span{sink});
-        if (!n || *n == 0) co_return;
-        drained += *n;
-      }
-    }(stream));
+    Task<void> draining = drain_input(stream);
+    (void)co_await timeout(std::chrono::seconds(2), std::move(draining));
   }
+}
+
+/// The head of a request whose handler may wait, copied out of the session's read buffer into one block
+/// (field array, parameter array, then the bytes) so that the session, with its buffers, goes back to the
+/// pool while the handler waits: 10,000 requests waiting on a database hold 10,000 of these, not 10,000
+/// sessions.
+class DetachedHead {
+ public:
+  void take(Request& request, std::string_view head, std::span<const HeaderField> fields,
+            std::span<const PathParam> params) {
+    const std::size_t bytes = fields.size() * sizeof(HeaderField) + params.size() * sizeof(PathParam) + head.size();
+    block_.reset(new std::byte[bytes]);
+    auto* new_fields = reinterpret_cast<HeaderField*>(block_.get());
+    auto* new_params = reinterpret_cast<PathParam*>(new_fields + fields.size());
+    char* text = reinterpret_cast<char*>(new_params + params.size());
+    std::memcpy(text, head.data(), head.size());
+    const auto moved = [&](std::string_view view) {
+      const bool inside = view.data() >= head.data() && view.data() + view.size() <= head.data() + head.size();
+      return inside ? std::string_view{text + (view.data() - head.data()), view.size()} : view;
+    };
+    for (std::size_t i = 0; i < fields.size(); ++i)
+      new (new_fields + i) HeaderField{moved(fields[i].name), moved(fields[i].value)};
+    for (std::size_t i = 0; i < params.size(); ++i)
+      new (new_params + i) PathParam{params[i].name, moved(params[i].value)};
+    request.relocate(head.data(), head.size(), text, {new_fields, fields.size()}, {new_params, params.size()});
+  }
+
+ private:
+  std::unique_ptr<std::byte[]> block_;
+};
+
+Task<void> refuse_too_large(Session& session, TcpStream& stream, std::size_t limit) {
+  const std::string reason = "request body larger than " + std::to_string(limit) + " bytes";
+  co_await refuse(session, stream, Status::payload_too_large, reason);
+}
+
+enum class Next { more, close };
+
+/// Waits for the rest of a request head that has partly arrived (the sweeper enforces the header timeout).
+Task<Next> read_rest_of_head(ServerState& server, TcpStream& stream, ConnectionNode& node, Session& s) {
+  const ParserLimits& limits = server.config.limits;
+  if (!s.make_room(limits.max_request_line + limits.max_header_bytes + 8)) {
+    co_await refuse(s, stream, Status::request_header_fields_too_large, "header fields too large");
+    co_return Next::close;
+  }
+  IoResult<std::size_t> n = co_await stream.read(s.space());
+  if (node.timed_out()) {
+    co_await refuse(s, stream, Status::request_timeout, "timed out waiting for the request header");
+    co_return Next::close;
+  }
+  if (!n || *n == 0) co_return Next::close;
+  s.end += *n;
+  co_return Next::more;
+}
+
+/// Writes a streamed body as it arrives: chunked for HTTP/1.1, delimited by the close for HTTP/1.0.
+Task<bool> write_stream(Session& s, Body& body, Framing framing) {
+  while (std::optional<std::string> chunk = co_await body.next_chunk()) {
+    if (chunk->empty()) continue;  // an empty chunk would end the body
+    if (framing == Framing::chunked) {
+      char size[20];
+      const auto [end, ec] = std::to_chars(size, size + sizeof size, chunk->size(), 16);
+      s.out.append(size, end).append("\r\n");
+      if (!co_await s.flush(Phase::handler, *chunk)) co_return false;
+      s.out += "\r\n";
+    } else if (!co_await s.flush(Phase::handler, *chunk)) {
+      co_return false;
+    }
+  }
+  if (framing == Framing::chunked) s.out += "0\r\n\r\n";
+  co_return true;
+}
+
+/// The 500 for a handler that threw, logged with what it threw.
+Response handler_failed(std::string_view method, std::string_view target, const std::string& what) {
+  spindle::detail::log_warning("http: handler for %.*s %.*s threw: %s", static_cast<int>(method.size()), method.data(),
+                               static_cast<int>(target.size()), target.data(), what.c_str());
+  return Response::error(Status::internal_server_error, "internal server error");
+}
+
+/// What an exception says, for the log.
+std::string describe(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "something that is not a std::exception";
+  }
+}
+
+/// Awaits a handler's task and hands back what it threw instead of rethrowing it, so that answer() deals
+/// with a failed handler in plain code, without a try block around a co_await.
+struct HandlerOutcome {
+  Task<Response>& task;
+  bool await_ready() const noexcept { return false; }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
+    task.handle().promise().set_continuation(awaiting);
+    return task.handle();
+  }
+  Result<Response, std::exception_ptr> await_resume() {
+    auto& promise = task.handle().promise();
+    if (promise.has_exception()) return Err{promise.exception()};
+    return promise.take_result();
+  }
+};
+
+/// Calls a handler that returns a task (a plain function returning one may throw right away).
+Result<Task<Response>, std::exception_ptr> start_handler(const Handler& handler, Request& request) {
+  try {
+    return std::move(std::get<1>(handler.call(request)));
+  } catch (...) {
+    return Err{std::current_exception()};
+  }
+}
+
+/// What answer() needs to know of a request after its handler ran (the parser's head may be gone by then).
+struct Exchange {
+  std::size_t head_size;
+  int version_minor;
+  bool keep_alive_asked;
+  bool is_head;
+};
+
+/// Starts answering the complete request at the front of the session's buffer: its body and its Request.
+Exchange begin_exchange(Session& s, int fd) {
+  const RequestHead& head = s.parser.head();
+  const Exchange exchange{s.parser.head_size(), head.version_minor, head.keep_alive, head.method == Method::head};
+  s.start_body(head, s.begin + exchange.head_size);
+  s.request = Request{head, head.framing == BodyFraming::none
+                                ? RequestBody{nullptr, 0}
+                                : RequestBody{&s, head.framing == BodyFraming::content_length
+                                                      ? std::optional<std::uint64_t>{head.content_length}
+                                                      : std::nullopt}};
+  s.request.set_socket(fd);
+  return exchange;
+}
+
+/// How a response continues after its head went into the output buffer.
+enum class Rest { none, body, stream };
+
+/// Puts the response's head (and a small body) into the output buffer; what is left to write.
+Rest queue_response(Session& s, Response& response, const Exchange& exchange, bool& keep_alive) {
+  if (response.body.is_stream()) {
+    const Framing framing = forbids_body(response.status) ? Framing::none
+                            : exchange.version_minor == 1 ? Framing::chunked
+                                                          : Framing::close;
+    if (framing == Framing::close) keep_alive = false;
+    append_head(s.out, response, framing, 0, keep_alive, exchange.version_minor);
+    return exchange.is_head || framing == Framing::none ? Rest::none : Rest::stream;
+  }
+  const std::string_view body = response.body.bytes();
+  const Framing framing = forbids_body(response.status) ? Framing::none : Framing::length;
+  append_head(s.out, response, framing, body.size(), keep_alive, exchange.version_minor);
+  if (exchange.is_head || framing == Framing::none) return Rest::none;
+  if (body.size() > kInlineBody) return Rest::body;
+  s.out += body;
+  return Rest::none;
+}
+
+/// The rarer end of an answer: a large or streamed body, or the last write before closing. Every await's
+/// result goes to a named local: written as `if (rest == Rest::body && !co_await ...) co_return false;`
+/// GCC 12 compiled it so that it never ran (docs/architecture.md, "GCC 12 and coroutines").
+Task<bool> finish_answer(Session& s, Response& response, Rest rest, int version_minor, bool keep_alive) {
+  bool written = true;
+  if (rest == Rest::body) {
+    const std::string_view body = response.body.bytes();
+    written = co_await s.flush(Phase::handler, body);
+  } else if (rest == Rest::stream) {
+    written = co_await s.flush(Phase::handler);
+    const Framing framing = version_minor == 1 ? Framing::chunked : Framing::close;
+    if (written) written = co_await write_stream(s, response.body, framing);
+  }
+  if (written && !keep_alive && !s.out.empty()) written = co_await s.flush(Phase::closing);
+  co_return written&& keep_alive;
+}
+
+/// Answers the complete request at the front of the session's buffer; false when the connection must
+/// close. Before a handler that may wait, a request with no body to read and nothing pipelined behind it
+/// is detached from the session (DetachedHead), the session goes back to the pool, and a fresh one is
+/// leased for the response: `session` then changes. This frame lives as long as the handler waits, so
+/// what can live elsewhere does (the Request in the session or the detached block, the rare paths in
+/// their own coroutines).
+Task<bool> answer(ServerState& server, TcpStream& stream, ConnectionNode& node, SessionLease& lease,
+                  Session*& session) {
+  Session* s = session;
+  if (const RequestHead& head = s->parser.head();
+      head.framing == BodyFraming::content_length && head.content_length > server.config.max_body) {
+    co_await refuse_too_large(*s, stream, server.config.max_body);
+    co_return false;
+  }
+  const Exchange exchange = begin_exchange(*s, stream.native_handle());
+  node.enter(Phase::handler);
+
+  Response response;
+  DetachedHead detached;
+  const Handler* handler = nullptr;
+  try {
+    handler = server.router.route(s->request, s->params, response);
+    if (handler != nullptr && !handler->may_suspend) response = std::move(std::get<0>(handler->call(s->request)));
+  } catch (...) {
+    response = handler_failed(s->request.method_name(), s->request.target(), describe(std::current_exception()));
+  }
+  if (handler != nullptr && handler->may_suspend) {
+    // The handler may wait: what is corked goes out first, so earlier answers are not held back.
+    if (!s->out.empty()) {
+      if (!co_await s->flush(Phase::handler)) co_return false;
+    }
+    const bool detach = s->body_done() && s->begin + exchange.head_size == s->end;
+    if (detach) {
+      detached.take(s->request, s->unread().substr(0, exchange.head_size), s->parser.head().fields, s->params);
+      s->finish_request();
+    }
+    const std::string_view method = s->request.method_name(), target = s->request.target();
+    Result<Task<Response>, std::exception_ptr> started = start_handler(*handler, s->request);
+    if (detach) {
+      lease.reset();
+      s = nullptr;
+    }
+    if (started) {
+      Result<Response, std::exception_ptr> outcome = co_await HandlerOutcome{*started};
+      if (outcome)
+        response = std::move(*outcome);
+      else
+        response = handler_failed(method, target, describe(outcome.error()));
+    } else {
+      response = handler_failed(method, target, describe(started.error()));
+    }
+  }
+  const bool was_detached = s == nullptr;
+  if (was_detached) {
+    s = &lease.acquire();
+    s->prepare(server, stream, node);
+    session = s;
+  }
+
+  bool keep_alive =
+      exchange.keep_alive_asked && !server.draining.load(std::memory_order_relaxed) && !wants_close(response);
+  if (!was_detached && !s->body_done()) {
+    if (!co_await s->discard_body()) keep_alive = false;
+  }
+  if (s->must_close) keep_alive = false;
+  const Rest rest = queue_response(*s, response, exchange, keep_alive);
+  if (!was_detached) s->finish_request();
+  bool stays_open = true;
+  if (rest != Rest::none || !keep_alive) {
+    stays_open = co_await finish_answer(*s, response, rest, exchange.version_minor, keep_alive);
+  }
+  co_return stays_open;
 }
 
 /// Answers requests while bytes keep coming; true when the connection is drained and idle (the session
 /// can go back to the pool), false when it must close.
-Task<bool> serve_burst(ServerState& server, TcpStream& stream, ConnectionNode& node, Session& s) {
+Task<bool> serve_burst(ServerState& server, TcpStream& stream, ConnectionNode& node, SessionLease& lease) {
+  Session* s = &lease.acquire();
+  s->prepare(server, stream, node);
   for (;;) {
-    RequestParser::Status parsed = s.empty() ? RequestParser::Status::incomplete : s.parser.parse(s.unread());
-    if (parsed == RequestParser::Status::incomplete) {
-      if (!s.out.empty() && !co_await s.flush(Phase::head)) co_return false;
-      if (s.empty()) {
-        // Between requests: take what the socket has without waiting; nothing means idle.
-        s.begin = s.end = 0;
-        IoResult<std::size_t> n = stream.try_read(s.space());
-        if (!n) co_return n.error() == std::errc::resource_unavailable_try_again;
-        if (*n == 0) co_return false;
-        node.enter(Phase::head);
-        s.end += *n;
-        continue;
+    const RequestParser::Status parsed = s->empty() ? RequestParser::Status::incomplete : s->parser.parse(s->unread());
+    if (parsed == RequestParser::Status::complete) {
+      if (!co_await answer(server, stream, node, lease, s)) co_return false;
+      if (s->out.size() >= kCorkLimit) {
+        if (!co_await s->flush(Phase::head)) co_return false;
       }
-      // Part of a head: wait for the rest (the sweeper enforces the header timeout).
-      const ParserLimits& limits = server.config.limits;
-      if (!s.make_room(limits.max_request_line + limits.max_header_bytes + 8)) {
-        co_await refuse(s, stream, Status::request_header_fields_too_large, "header fields too large");
-        co_return false;
-      }
-      IoResult<std::size_t> n = co_await stream.read(s.space());
-      if (node.timed_out()) {
-        co_await refuse(s, stream, Status::request_timeout, "timed out waiting for the request header");
-        co_return false;
-      }
-      if (!n || *n == 0) co_return false;
-      s.end += *n;
+      if (!s->empty()) node.enter(Phase::head);
       continue;
     }
     if (parsed == RequestParser::Status::error) {
-      co_await refuse(s, stream, static_cast<Status>(s.parser.error().status), s.parser.error().reason);
+      co_await refuse(*s, stream, static_cast<Status>(s->parser.error().status), s->parser.error().reason);
       co_return false;
     }
-
-    const RequestHead& head = s.parser.head();
-    if (head.framing == BodyFraming::content_length && head.content_length > server.config.max_body) {
-      const std::string reason = "request body larger than " + std::to_string(server.config.max_body) + " bytes";
-      co_await refuse(s, stream, Status::payload_too_large, reason);
-      co_return false;
+    if (!s->out.empty()) {
+      if (!co_await s->flush(Phase::head)) co_return false;
     }
-    s.start_body(head, s.begin + s.parser.head_size());
-    Request request{head, RequestBody{&s, head.framing == BodyFraming::content_length
-                                              ? std::optional<std::uint64_t>{head.content_length}
-                                              : (head.framing == BodyFraming::none ? std::optional<std::uint64_t>{0}
-                                                                                   : std::nullopt)}};
-    request.set_socket(stream.native_handle());
-    node.enter(Phase::handler);
-
-    Response response;
-    try {
-      Reply reply = server.router.dispatch(request, s.params);
-      if (reply.index() == 0) {
-        response = std::move(std::get<0>(reply));
-      } else {
-        // The handler may suspend: what is corked goes out first, so earlier answers are not held back.
-        if (!s.out.empty() && !co_await s.flush(Phase::handler)) co_return false;
-        response = co_await std::move(std::get<1>(reply));
-      }
-    } catch (const std::exception& e) {
-      spindle::detail::log_warning("http: handler for %.*s %.*s threw: %s", static_cast<int>(head.method_name.size()),
-                                   head.method_name.data(), static_cast<int>(head.target.size()), head.target.data(),
-                                   e.what());
-      response = Response::error(Status::internal_server_error, "internal server error");
-    } catch (...) {
-      spindle::detail::log_warning("http: handler for %.*s %.*s threw a non-exception",
-                                   static_cast<int>(head.method_name.size()), head.method_name.data(),
-                                   static_cast<int>(head.target.size()), head.target.data());
-      response = Response::error(Status::internal_server_error, "internal server error");
+    if (!s->empty()) {
+      if (co_await read_rest_of_head(server, stream, node, *s) == Next::close) co_return false;
+      continue;
     }
-
-    bool keep_alive = head.keep_alive && !server.draining.load(std::memory_order_relaxed) && !wants_close(response);
-    if (!s.body_done() && !co_await s.discard_body()) keep_alive = false;
-    if (s.must_close) keep_alive = false;
-
-    const bool is_head = head.method == Method::head;
-    const int version_minor = head.version_minor;
-    if (response.body.is_stream()) {
-      const Framing framing = forbids_body(response.status) ? Framing::none
-                              : version_minor == 1          ? Framing::chunked
-                                                            : Framing::close;
-      if (framing == Framing::close) keep_alive = false;
-      append_head(s.out, response, framing, 0, keep_alive, version_minor);
-      s.finish_request();
-      if (!co_await s.flush(Phase::handler)) co_return false;
-      if (!is_head && framing != Framing::none) {
-        while (std::optional<std::string> chunk = co_await response.body.next_chunk()) {
-          if (chunk->empty()) continue;  // an empty chunk would end the body
-          if (framing == Framing::chunked) {
-            char size[20];
-            const auto [end, ec] = std::to_chars(size, size + sizeof size, chunk->size(), 16);
-            s.out.append(size, end).append("\r\n");
-            if (!co_await s.flush(Phase::handler, *chunk)) co_return false;
-            s.out += "\r\n";
-          } else if (!co_await s.flush(Phase::handler, *chunk)) {
-            co_return false;
-          }
-        }
-        if (framing == Framing::chunked) s.out += "0\r\n\r\n";
-      }
-    } else {
-      const std::string_view body = response.body.bytes();
-      const Framing framing = forbids_body(response.status) ? Framing::none : Framing::length;
-      append_head(s.out, response, framing, body.size(), keep_alive, version_minor);
-      s.finish_request();
-      if (!is_head && framing == Framing::length) {
-        if (body.size() <= kInlineBody) {
-          s.out += body;
-        } else if (!co_await s.flush(Phase::handler, body)) {
-          co_return false;
-        }
-      }
-    }
-
-    if (!keep_alive) {
-      if (!s.out.empty()) (void)co_await s.flush(Phase::closing);
-      co_return false;
-    }
-    if (s.out.size() >= kCorkLimit && !co_await s.flush(Phase::head)) co_return false;
-    if (!s.empty()) node.enter(Phase::head);
+    // Between requests: take what the socket has without waiting; nothing means idle.
+    s->begin = s->end = 0;
+    IoResult<std::size_t> n = stream.try_read(s->space());
+    if (!n) co_return n.error() == std::errc::resource_unavailable_try_again;
+    if (*n == 0) co_return false;
+    node.enter(Phase::head);
+    s->end += *n;
   }
 }
 
@@ -696,9 +866,7 @@ Task<void> run_connection(std::shared_ptr<ServerState> server, TcpStream stream)
     // No buffer while waiting: this is the state 10,000 idle keep-alive connections are in.
     if (!co_await stream.readable()) co_return;
     if (!node.activate(waiting)) co_return;  // the sweeper closed it (timeout or shutdown)
-    Session& session = lease.acquire();
-    session.prepare(*server, stream, node);
-    const bool idle = co_await serve_burst(*server, stream, node, session);
+    const bool idle = co_await serve_burst(*server, stream, node, lease);
     lease.reset();
     if (!idle || server->draining.load(std::memory_order_acquire)) co_return;
     waiting = Phase::idle;
@@ -713,10 +881,14 @@ Task<void> sweep_forever(std::shared_ptr<ServerState> server) {
   }
 }
 
+Task<void> until_cancelled(CancellationToken token) { co_await token.cancelled(); }
+
 Task<void> accept_until_stopped(std::shared_ptr<ServerState> server, TcpListener& listener) {
   for (;;) {
-    auto next = co_await select(listener.accept(),
-                                [](CancellationToken stop) -> Task<void> { co_await stop.cancelled(); }(server->stop));
+    // Named operands, not temporaries inside the co_await expression (GCC 12: docs/architecture.md).
+    Task<IoResult<TcpListener::Accepted>> accepting = listener.accept();
+    Task<void> stopping = until_cancelled(server->stop);
+    auto next = co_await select(std::move(accepting), std::move(stopping));
     if (next.index() == 1) co_return;
     auto& accepted = std::get<0>(next);
     if (!accepted) {

@@ -87,9 +87,9 @@ class Request {
   /// The request target as sent ("/users?limit=10").
   std::string_view target() const noexcept { return target_; }
   /// The path part of the target, percent-encoded as sent ("/users").
-  std::string_view path() const noexcept { return path_; }
+  std::string_view path() const noexcept;
   /// The query after '?', without it ("limit=10"); empty if none.
-  std::string_view query() const noexcept { return query_; }
+  std::string_view query() const noexcept;
   int version_minor() const noexcept { return version_minor_; }
 
   std::span<const HeaderField> headers() const noexcept { return fields_; }
@@ -123,14 +123,17 @@ class Request {
     state_type_ = type;
   }
   void set_socket(int fd) noexcept { fd_ = fd; }
+  /// Points the request's views at a copy of the `size` bytes they pointed into (from `from` to `to`),
+  /// and its field and parameter arrays at copies: the server moves a request out of its read buffer
+  /// this way before a handler that may wait, so the buffer can serve other connections meanwhile.
+  void relocate(const char* from, std::size_t size, const char* to, std::span<const HeaderField> fields,
+                std::span<const PathParam> params) noexcept;
 
  private:
   Method method_ = Method::get;
   int version_minor_ = 1;
   std::string_view method_name_;
   std::string_view target_;
-  std::string_view path_;
-  std::string_view query_;
   std::span<const HeaderField> fields_;
   std::span<const PathParam> params_;
   std::string_view matched_route_;

@@ -29,8 +29,14 @@ namespace detail {
 /// What a handler gives back: a response at once (a synchronous handler, no coroutine frame) or a task
 /// that produces one.
 using Reply = std::variant<Response, Task<Response>>;
-/// A handler with its type erased, as the router stores it.
-using Handler = std::function<Reply(Request&)>;
+/// A handler with its type erased, as the router stores it. `may_suspend` (it returns a Task) lets the
+/// server copy the request out of its read buffer before a handler that may wait, so the connection's
+/// buffers go back to the pool meanwhile.
+struct Handler {
+  std::function<Reply(Request&)> call;
+  bool may_suspend = false;
+  explicit operator bool() const noexcept { return static_cast<bool>(call); }
+};
 
 template <class F>
 Handler make_handler(F handler) {
@@ -40,12 +46,13 @@ Handler make_handler(F handler) {
   using R = std::invoke_result_t<F&, Request&&>;
   static_assert(std::is_same_v<R, Response> || std::is_same_v<R, Task<Response>>,
                 "a handler must return spindle::http::Response or spindle::Task<spindle::http::Response>");
-  return [handler = std::move(handler)](Request& request) mutable -> Reply {
-    if constexpr (std::is_same_v<R, Response>)
-      return Reply{std::in_place_index<0>, handler(std::move(request))};
-    else
-      return Reply{std::in_place_index<1>, handler(std::move(request))};
-  };
+  return Handler{[handler = std::move(handler)](Request& request) mutable -> Reply {
+                   if constexpr (std::is_same_v<R, Response>)
+                     return Reply{std::in_place_index<0>, handler(std::move(request))};
+                   else
+                     return Reply{std::in_place_index<1>, handler(std::move(request))};
+                 },
+                 !std::is_same_v<R, Response>};
 }
 
 class RouterCore;
@@ -177,9 +184,9 @@ class RouterCore {
   void set_fallback(Handler handler);
   void bind_state(std::shared_ptr<void> state, const std::type_info& type);
 
-  /// Routes `request` (sets its parameters and matched route) and runs the handler, or answers 404/405.
-  /// `params` is scratch space the request's parameters point into; it must outlive the reply.
-  Reply dispatch(Request& request, std::vector<PathParam>& params) const;
+  /// Routes `request` (sets its parameters and matched route): the handler to run, or null and the 404
+  /// or 405 answer in `refusal`. `params` is scratch space the request's parameters point into.
+  const Handler* route(Request& request, std::vector<PathParam>& params, Response& refusal) const;
   /// The patterns, in the order added.
   std::vector<std::string> patterns() const;
 

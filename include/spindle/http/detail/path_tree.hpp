@@ -71,23 +71,20 @@ class PathTree {
  private:
   static constexpr std::uint32_t kNone = UINT32_MAX;
 
-  enum class NodeKind : std::uint8_t { static_text, param, catch_all };
-
   struct Node {
-    NodeKind kind = NodeKind::static_text;
-    std::string text;               // static_text: the bytes to match, braces already unescaped
-    std::string_view name;          // param, catch_all: into names_
+    std::string text;               // static nodes: the bytes to match, braces already unescaped
+    std::string_view name;          // parameter and catch-all nodes: into names_
     std::string child_first_bytes;  // first byte of each static child, in step with static_children
     std::vector<std::uint32_t> static_children;
     std::uint32_t param_child = kNone;
     std::uint32_t catch_all_child = kNone;
-    std::uint32_t creator_pattern = kNone;  // param, catch_all: the pattern that introduced it
+    std::uint32_t creator_pattern = kNone;  // parameter and catch-all nodes: the pattern that brought it in
     std::uint32_t route_pattern = kNone;    // the pattern that ends here, if any
     std::uint32_t value = 0;                // with route_pattern
   };
 
   std::uint32_t find_static_child(const Node& node, char first_byte) const noexcept;
-  std::uint32_t match_from(std::uint32_t static_node, std::string_view path, std::size_t position,
+  std::uint32_t match_from(std::uint32_t node_index, std::string_view path, std::size_t position,
                            std::vector<PathParam>& params) const;
   std::uint32_t insert_static_text(std::uint32_t parent, std::string_view text);
   std::uint32_t add_node(Node node);
