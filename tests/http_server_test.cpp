@@ -43,7 +43,10 @@ Router<> test_routes() {
       .route("/stream", get([](Request) -> Task<Response> {
                auto [tx, body] = Body::channel(2);
                spawn([](BodySender sender) -> Task<void> {
-                 for (int i = 0; i < 5; ++i) co_await sender.send("part " + std::to_string(i) + "\n");
+                 for (int i = 0; i < 5; ++i) {
+                   std::string part = "part " + std::to_string(i) + "\n";
+                   co_await sender.send(std::move(part));
+                 }
                }(std::move(tx)))
                    .detach();
                co_return Response{Status::ok, {}, std::move(body)};

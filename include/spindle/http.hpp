@@ -1,7 +1,8 @@
 #pragma once
-// Everything of Spindle's HTTP layer: the server, the router, the message types and the parser.
+// Everything of Spindle's HTTP layer: the server, the router, the client, the message types and the parser.
 
 #include "spindle/http/body.hpp"
+#include "spindle/http/client.hpp"
 #include "spindle/http/header_map.hpp"
 #include "spindle/http/parser.hpp"
 #include "spindle/http/request.hpp"

@@ -230,7 +230,7 @@ std::string_view target_path(std::string_view target) noexcept {
 
 Request::Request(const RequestHead& head, RequestBody body) noexcept
     : method_(head.method),
-      version_minor_(head.version_minor),
+      version_minor_(static_cast<std::uint8_t>(head.version_minor)),
       method_name_(head.method_name),
       target_(head.target),
       fields_(head.fields),

@@ -29,6 +29,7 @@
 #include <mutex>
 
 #include "spindle/http/detail/field_syntax.hpp"
+#include "spindle/runtime/detail/frame_allocator.hpp"
 #include "spindle/runtime/detail/log.hpp"
 #include "spindle/runtime/detail/task_header.hpp"
 #include "spindle/runtime/spawn.hpp"
@@ -333,8 +334,8 @@ class Session final : public BodySource {
     if (body_done_) co_return std::string_view{};
     if (continue_pending_) {
       continue_pending_ = false;
-      if (!co_await write_all("HTTP/1.1 100 Continue\r\n\r\n", Phase::body))
-        co_return fail(Status::bad_request, "connection lost");
+      const bool sent = co_await write_all("HTTP/1.1 100 Continue\r\n\r\n", Phase::body);
+      if (!sent) co_return fail(Status::bad_request, "connection lost");
     }
     if (framing_ == BodyFraming::content_length) {
       if (cursor_ < end) {
@@ -556,7 +557,8 @@ Task<void> refuse(Session& session, TcpStream& stream, Status status, std::strin
   const Response response = Response::error(status, reason);
   append_head(session.out, response, Framing::length, response.body.bytes().size(), false, 1);
   session.out += response.body.bytes();
-  if (co_await session.flush(Phase::closing)) {
+  const bool sent = co_await session.flush(Phase::closing);
+  if (sent) {
     // Lingering close (as nginx does): a client still sending would get a reset for unread bytes, and a
     // reset can destroy our answer in its receive buffer before it reads it.
     (void)stream.shutdown(Shutdown::write);
@@ -571,14 +573,24 @@ Task<void> refuse(Session& session, TcpStream& stream, Status status, std::strin
 /// sessions.
 class DetachedHead {
  public:
+  DetachedHead() = default;
+  DetachedHead(const DetachedHead&) = delete;
+  DetachedHead& operator=(const DetachedHead&) = delete;
+  ~DetachedHead() {
+    if (block_ != nullptr) spindle::detail::deallocate_frame(block_, bytes_);
+  }
+
   void take(Request& request, std::string_view head, std::span<const HeaderField> fields,
             std::span<const PathParam> params) {
-    const std::size_t bytes = fields.size() * sizeof(HeaderField) + params.size() * sizeof(PathParam) + head.size();
-    block_.reset(new std::byte[bytes]);
-    auto* new_fields = reinterpret_cast<HeaderField*>(block_.get());
+    bytes_ = static_cast<std::uint32_t>(fields.size() * sizeof(HeaderField) + params.size() * sizeof(PathParam) +
+                                        head.size());
+    // The frame allocator's size classes: no malloc header, and recycled by this thread.
+    block_ = static_cast<std::byte*>(spindle::detail::allocate_frame(bytes_));
+    auto* new_fields = reinterpret_cast<HeaderField*>(block_);
     auto* new_params = reinterpret_cast<PathParam*>(new_fields + fields.size());
     char* text = reinterpret_cast<char*>(new_params + params.size());
     std::memcpy(text, head.data(), head.size());
+    text_offset_ = static_cast<std::uint32_t>(text - reinterpret_cast<char*>(block_));
     const auto moved = [&](std::string_view view) {
       const bool inside = view.data() >= head.data() && view.data() + view.size() <= head.data() + head.size();
       return inside ? std::string_view{text + (view.data() - head.data()), view.size()} : view;
@@ -589,9 +601,15 @@ class DetachedHead {
       new (new_params + i) PathParam{params[i].name, moved(params[i].value)};
     request.relocate(head.data(), head.size(), text, {new_fields, fields.size()}, {new_params, params.size()});
   }
+  /// The copied head, request line first.
+  std::string_view text() const noexcept {
+    return {reinterpret_cast<const char*>(block_) + text_offset_, bytes_ - text_offset_};
+  }
 
  private:
-  std::unique_ptr<std::byte[]> block_;
+  std::byte* block_ = nullptr;
+  std::uint32_t bytes_ = 0;
+  std::uint32_t text_offset_ = 0;
 };
 
 Task<void> refuse_too_large(Session& session, TcpStream& stream, std::size_t limit) {
@@ -620,26 +638,29 @@ Task<Next> read_rest_of_head(ServerState& server, TcpStream& stream, ConnectionN
 
 /// Writes a streamed body as it arrives: chunked for HTTP/1.1, delimited by the close for HTTP/1.0.
 Task<bool> write_stream(Session& s, Body& body, Framing framing) {
-  while (std::optional<std::string> chunk = co_await body.next_chunk()) {
+  for (;;) {
+    std::optional<std::string> chunk = co_await body.next_chunk();
+    if (!chunk) break;
     if (chunk->empty()) continue;  // an empty chunk would end the body
     if (framing == Framing::chunked) {
       char size[20];
       const auto [end, ec] = std::to_chars(size, size + sizeof size, chunk->size(), 16);
       s.out.append(size, end).append("\r\n");
-      if (!co_await s.flush(Phase::handler, *chunk)) co_return false;
-      s.out += "\r\n";
-    } else if (!co_await s.flush(Phase::handler, *chunk)) {
-      co_return false;
     }
+    const bool written = co_await s.flush(Phase::handler, *chunk);
+    if (!written) co_return false;
+    if (framing == Framing::chunked) s.out += "\r\n";
   }
   if (framing == Framing::chunked) s.out += "0\r\n\r\n";
   co_return true;
 }
 
-/// The 500 for a handler that threw, logged with what it threw.
-Response handler_failed(std::string_view method, std::string_view target, const std::string& what) {
-  spindle::detail::log_warning("http: handler for %.*s %.*s threw: %s", static_cast<int>(method.size()), method.data(),
-                               static_cast<int>(target.size()), target.data(), what.c_str());
+/// The 500 for a handler that threw, logged with the request line and what it threw. `head` starts with
+/// the request line.
+Response handler_failed(std::string_view head, const std::string& what) {
+  const std::string_view line = head.substr(0, head.find("\r\n"));
+  spindle::detail::log_warning("http: handler for \"%.*s\" threw: %s", static_cast<int>(line.size()), line.data(),
+                               what.c_str());
   return Response::error(Status::internal_server_error, "internal server error");
 }
 
@@ -658,31 +679,36 @@ std::string describe(const std::exception_ptr& error) {
 /// with a failed handler in plain code, without a try block around a co_await.
 struct HandlerOutcome {
   Task<Response>& task;
+  Response& response;
+  std::exception_ptr& error;
   bool await_ready() const noexcept { return false; }
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
     task.handle().promise().set_continuation(awaiting);
     return task.handle();
   }
-  Result<Response, std::exception_ptr> await_resume() {
+  void await_resume() {
     auto& promise = task.handle().promise();
-    if (promise.has_exception()) return Err{promise.exception()};
-    return promise.take_result();
+    if (promise.has_exception())
+      error = promise.exception();
+    else
+      response = promise.take_result();
   }
 };
 
-/// Calls a handler that returns a task (a plain function returning one may throw right away).
-Result<Task<Response>, std::exception_ptr> start_handler(const Handler& handler, Request& request) {
+/// Calls a handler that returns a task (a plain function returning one may throw right away: `error`).
+Task<Response> start_handler(const Handler& handler, Request& request, std::exception_ptr& error) {
   try {
     return std::move(std::get<1>(handler.call(request)));
   } catch (...) {
-    return Err{std::current_exception()};
+    error = std::current_exception();
+    return {};
   }
 }
 
 /// What answer() needs to know of a request after its handler ran (the parser's head may be gone by then).
 struct Exchange {
-  std::size_t head_size;
-  int version_minor;
+  std::uint32_t head_size;  // at most the head limits, far below 4 GiB
+  std::uint8_t version_minor;
   bool keep_alive_asked;
   bool is_head;
 };
@@ -690,7 +716,8 @@ struct Exchange {
 /// Starts answering the complete request at the front of the session's buffer: its body and its Request.
 Exchange begin_exchange(Session& s, int fd) {
   const RequestHead& head = s.parser.head();
-  const Exchange exchange{s.parser.head_size(), head.version_minor, head.keep_alive, head.method == Method::head};
+  const Exchange exchange{static_cast<std::uint32_t>(s.parser.head_size()),
+                          static_cast<std::uint8_t>(head.version_minor), head.keep_alive, head.method == Method::head};
   s.start_body(head, s.begin + exchange.head_size);
   s.request = Request{head, head.framing == BodyFraming::none
                                 ? RequestBody{nullptr, 0}
@@ -764,33 +791,27 @@ Task<bool> answer(ServerState& server, TcpStream& stream, ConnectionNode& node, 
     handler = server.router.route(s->request, s->params, response);
     if (handler != nullptr && !handler->may_suspend) response = std::move(std::get<0>(handler->call(s->request)));
   } catch (...) {
-    response = handler_failed(s->request.method_name(), s->request.target(), describe(std::current_exception()));
+    response = handler_failed(s->unread(), describe(std::current_exception()));
   }
   if (handler != nullptr && handler->may_suspend) {
     // The handler may wait: what is corked goes out first, so earlier answers are not held back.
     if (!s->out.empty()) {
-      if (!co_await s->flush(Phase::handler)) co_return false;
+      const bool flushed = co_await s->flush(Phase::handler);
+      if (!flushed) co_return false;
     }
     const bool detach = s->body_done() && s->begin + exchange.head_size == s->end;
     if (detach) {
       detached.take(s->request, s->unread().substr(0, exchange.head_size), s->parser.head().fields, s->params);
       s->finish_request();
     }
-    const std::string_view method = s->request.method_name(), target = s->request.target();
-    Result<Task<Response>, std::exception_ptr> started = start_handler(*handler, s->request);
+    std::exception_ptr error;
+    Task<Response> started = start_handler(*handler, s->request, error);
     if (detach) {
       lease.reset();
       s = nullptr;
     }
-    if (started) {
-      Result<Response, std::exception_ptr> outcome = co_await HandlerOutcome{*started};
-      if (outcome)
-        response = std::move(*outcome);
-      else
-        response = handler_failed(method, target, describe(outcome.error()));
-    } else {
-      response = handler_failed(method, target, describe(started.error()));
-    }
+    if (started.valid()) co_await HandlerOutcome{started, response, error};
+    if (error) response = handler_failed(s != nullptr ? s->unread() : detached.text(), describe(error));
   }
   const bool was_detached = s == nullptr;
   if (was_detached) {
@@ -802,7 +823,8 @@ Task<bool> answer(ServerState& server, TcpStream& stream, ConnectionNode& node, 
   bool keep_alive =
       exchange.keep_alive_asked && !server.draining.load(std::memory_order_relaxed) && !wants_close(response);
   if (!was_detached && !s->body_done()) {
-    if (!co_await s->discard_body()) keep_alive = false;
+    const bool discarded = co_await s->discard_body();
+    if (!discarded) keep_alive = false;
   }
   if (s->must_close) keep_alive = false;
   const Rest rest = queue_response(*s, response, exchange, keep_alive);
@@ -822,9 +844,11 @@ Task<bool> serve_burst(ServerState& server, TcpStream& stream, ConnectionNode& n
   for (;;) {
     const RequestParser::Status parsed = s->empty() ? RequestParser::Status::incomplete : s->parser.parse(s->unread());
     if (parsed == RequestParser::Status::complete) {
-      if (!co_await answer(server, stream, node, lease, s)) co_return false;
+      const bool answered = co_await answer(server, stream, node, lease, s);
+      if (!answered) co_return false;
       if (s->out.size() >= kCorkLimit) {
-        if (!co_await s->flush(Phase::head)) co_return false;
+        const bool flushed = co_await s->flush(Phase::head);
+        if (!flushed) co_return false;
       }
       if (!s->empty()) node.enter(Phase::head);
       continue;
@@ -834,10 +858,12 @@ Task<bool> serve_burst(ServerState& server, TcpStream& stream, ConnectionNode& n
       co_return false;
     }
     if (!s->out.empty()) {
-      if (!co_await s->flush(Phase::head)) co_return false;
+      const bool flushed = co_await s->flush(Phase::head);
+      if (!flushed) co_return false;
     }
     if (!s->empty()) {
-      if (co_await read_rest_of_head(server, stream, node, *s) == Next::close) co_return false;
+      const Next next = co_await read_rest_of_head(server, stream, node, *s);
+      if (next == Next::close) co_return false;
       continue;
     }
     // Between requests: take what the socket has without waiting; nothing means idle.
@@ -864,7 +890,8 @@ Task<void> run_connection(std::shared_ptr<ServerState> server, TcpStream stream)
   Phase waiting = Phase::fresh;
   for (;;) {
     // No buffer while waiting: this is the state 10,000 idle keep-alive connections are in.
-    if (!co_await stream.readable()) co_return;
+    const IoResult<void> readable = co_await stream.readable();
+    if (!readable) co_return;
     if (!node.activate(waiting)) co_return;  // the sweeper closed it (timeout or shutdown)
     const bool idle = co_await serve_burst(*server, stream, node, lease);
     lease.reset();

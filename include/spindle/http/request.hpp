@@ -131,7 +131,8 @@ class Request {
 
  private:
   Method method_ = Method::get;
-  int version_minor_ = 1;
+  std::uint8_t version_minor_ = 1;
+  int fd_ = -1;
   std::string_view method_name_;
   std::string_view target_;
   std::span<const HeaderField> fields_;
@@ -140,7 +141,6 @@ class Request {
   RequestBody body_;
   void* state_ = nullptr;
   const std::type_info* state_type_ = nullptr;
-  int fd_ = -1;
 };
 
 /// The path part of a request target: the origin form's path, or the path of an absolute form
