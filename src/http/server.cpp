@@ -767,85 +767,76 @@ Task<bool> finish_answer(Session& s, Response& response, Rest rest, int version_
   co_return written&& keep_alive;
 }
 
-/// Answers the complete request at the front of the session's buffer; false when the connection must
-/// close. Before a handler that may wait, a request with no body to read and nothing pipelined behind it
-/// is detached from the session (DetachedHead), the session goes back to the pool, and a fresh one is
-/// leased for the response: `session` then changes. This frame lives as long as the handler waits, so
-/// what can live elsewhere does (the Request in the session or the detached block, the rare paths in
-/// their own coroutines).
-Task<bool> answer(ServerState& server, TcpStream& stream, ConnectionNode& node, SessionLease& lease,
-                  Session*& session) {
-  Session* s = session;
-  if (const RequestHead& head = s->parser.head();
-      head.framing == BodyFraming::content_length && head.content_length > server.config.max_body) {
-    co_await refuse_too_large(*s, stream, server.config.max_body);
-    co_return false;
-  }
-  const Exchange exchange = begin_exchange(*s, stream.native_handle());
-  node.enter(Phase::handler);
-
-  Response response;
-  DetachedHead detached;
-  const Handler* handler = nullptr;
-  try {
-    handler = server.router.route(s->request, s->params, response);
-    if (handler != nullptr && !handler->may_suspend) response = std::move(std::get<0>(handler->call(s->request)));
-  } catch (...) {
-    response = handler_failed(s->unread(), describe(std::current_exception()));
-  }
-  if (handler != nullptr && handler->may_suspend) {
-    // The handler may wait: what is corked goes out first, so earlier answers are not held back.
-    if (!s->out.empty()) {
-      const bool flushed = co_await s->flush(Phase::handler);
-      if (!flushed) co_return false;
-    }
-    const bool detach = s->body_done() && s->begin + exchange.head_size == s->end;
-    if (detach) {
-      detached.take(s->request, s->unread().substr(0, exchange.head_size), s->parser.head().fields, s->params);
-      s->finish_request();
-    }
-    std::exception_ptr error;
-    Task<Response> started = start_handler(*handler, s->request, error);
-    if (detach) {
-      lease.reset();
-      s = nullptr;
-    }
-    if (started.valid()) co_await HandlerOutcome{started, response, error};
-    if (error) response = handler_failed(s != nullptr ? s->unread() : detached.text(), describe(error));
-  }
-  const bool was_detached = s == nullptr;
-  if (was_detached) {
-    s = &lease.acquire();
-    s->prepare(server, stream, node);
-    session = s;
-  }
-
-  bool keep_alive =
-      exchange.keep_alive_asked && !server.draining.load(std::memory_order_relaxed) && !wants_close(response);
-  if (!was_detached && !s->body_done()) {
-    const bool discarded = co_await s->discard_body();
-    if (!discarded) keep_alive = false;
-  }
-  if (s->must_close) keep_alive = false;
-  const Rest rest = queue_response(*s, response, exchange, keep_alive);
-  if (!was_detached) s->finish_request();
-  bool stays_open = true;
-  if (rest != Rest::none || !keep_alive) {
-    stays_open = co_await finish_answer(*s, response, rest, exchange.version_minor, keep_alive);
-  }
-  co_return stays_open;
-}
-
 /// Answers requests while bytes keep coming; true when the connection is drained and idle (the session
-/// can go back to the pool), false when it must close.
+/// can go back to the pool), false when it must close. Before a handler that may wait, a request with no
+/// body left to read and nothing pipelined behind it is detached from the session (DetachedHead), the
+/// session goes back to the pool, and a fresh one is leased for the response: `s` then changes.
 Task<bool> serve_burst(ServerState& server, TcpStream& stream, ConnectionNode& node, SessionLease& lease) {
   Session* s = &lease.acquire();
   s->prepare(server, stream, node);
   for (;;) {
     const RequestParser::Status parsed = s->empty() ? RequestParser::Status::incomplete : s->parser.parse(s->unread());
     if (parsed == RequestParser::Status::complete) {
-      const bool answered = co_await answer(server, stream, node, lease, s);
-      if (!answered) co_return false;
+      // Answering is written here rather than in a coroutine of its own: this frame lives as long as a
+      // handler waits, and one frame costs less than two. The rare paths (refusals, large and streamed
+      // bodies, the last write before closing) are coroutines of their own, to keep their locals out.
+      if (const RequestHead& head = s->parser.head();
+          head.framing == BodyFraming::content_length && head.content_length > server.config.max_body) {
+        co_await refuse_too_large(*s, stream, server.config.max_body);
+        co_return false;
+      }
+      const Exchange exchange = begin_exchange(*s, stream.native_handle());
+      node.enter(Phase::handler);
+
+      Response response;
+      DetachedHead detached;
+      const Handler* handler = nullptr;
+      try {
+        handler = server.router.route(s->request, s->params, response);
+        if (handler != nullptr && !handler->may_suspend) response = std::move(std::get<0>(handler->call(s->request)));
+      } catch (...) {
+        response = handler_failed(s->unread(), describe(std::current_exception()));
+      }
+      if (handler != nullptr && handler->may_suspend) {
+        // The handler may wait: what is corked goes out first, so earlier answers are not held back.
+        if (!s->out.empty()) {
+          const bool flushed = co_await s->flush(Phase::handler);
+          if (!flushed) co_return false;
+        }
+        const bool detach = s->body_done() && s->begin + exchange.head_size == s->end;
+        if (detach) {
+          detached.take(s->request, s->unread().substr(0, exchange.head_size), s->parser.head().fields, s->params);
+          s->finish_request();
+        }
+        std::exception_ptr error;
+        Task<Response> started = start_handler(*handler, s->request, error);
+        if (detach) {
+          lease.reset();
+          s = nullptr;
+        }
+        if (started.valid()) co_await HandlerOutcome{started, response, error};
+        if (error) response = handler_failed(s != nullptr ? s->unread() : detached.text(), describe(error));
+      }
+      const bool was_detached = s == nullptr;
+      if (was_detached) {
+        s = &lease.acquire();
+        s->prepare(server, stream, node);
+      }
+
+      bool keep_alive =
+          exchange.keep_alive_asked && !server.draining.load(std::memory_order_relaxed) && !wants_close(response);
+      if (!was_detached && !s->body_done()) {
+        const bool discarded = co_await s->discard_body();
+        if (!discarded) keep_alive = false;
+      }
+      if (s->must_close) keep_alive = false;
+      const Rest rest = queue_response(*s, response, exchange, keep_alive);
+      if (!was_detached) s->finish_request();
+      bool stays_open = true;
+      if (rest != Rest::none || !keep_alive) {
+        stays_open = co_await finish_answer(*s, response, rest, exchange.version_minor, keep_alive);
+      }
+      if (!stays_open) co_return false;
       if (s->out.size() >= kCorkLimit) {
         const bool flushed = co_await s->flush(Phase::head);
         if (!flushed) co_return false;
