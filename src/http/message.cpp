@@ -111,21 +111,42 @@ void check_field(std::string_view name, std::string_view value) {
 }
 }  // namespace
 
-void HeaderMap::set(std::string_view name, std::string_view value) {
-  check_field(name, value);
+HeaderMap::Field::Field(std::string_view n, std::string_view v, bool copy) {
+  if (!copy) {
+    name = n;
+    value = v;
+    return;
+  }
+  storage_ = std::make_unique_for_overwrite<char[]>(n.size() + v.size());
+  std::copy(n.begin(), n.end(), storage_.get());
+  std::copy(v.begin(), v.end(), storage_.get() + n.size());
+  name = {storage_.get(), n.size()};
+  value = {storage_.get() + n.size(), v.size()};
+}
+
+void HeaderMap::replace(std::string_view name, Field field) {
   for (auto it = fields_.begin(); it != fields_.end(); ++it) {
     if (!detail::iequals(it->name, name)) continue;
-    it->value.assign(value);
+    *it = std::move(field);
     fields_.erase(std::remove_if(it + 1, fields_.end(), [&](const Field& f) { return detail::iequals(f.name, name); }),
                   fields_.end());
     return;
   }
-  fields_.push_back({std::string{name}, std::string{value}});
+  fields_.push_back(std::move(field));
+}
+
+void HeaderMap::set(std::string_view name, std::string_view value) {
+  check_field(name, value);
+  replace(name, Field{name, value, true});
+}
+
+void HeaderMap::set_static(StaticName name, StaticValue value) {
+  replace(name.view(), Field{name.view(), value.view(), false});
 }
 
 void HeaderMap::append(std::string_view name, std::string_view value) {
   check_field(name, value);
-  fields_.push_back({std::string{name}, std::string{value}});
+  fields_.push_back(Field{name, value, true});
 }
 
 std::optional<std::string_view> HeaderMap::get(std::string_view name) const noexcept {
@@ -194,9 +215,9 @@ std::string json_quote(std::string_view text) {
 }
 
 namespace {
-Response with_type(std::string body, Status status, std::string_view type) {
+Response with_type(std::string body, Status status, HeaderMap::StaticValue type) {
   Response r{status, {}, Body{std::move(body)}};
-  r.headers.set("content-type", type);
+  r.headers.set_static("content-type", type);
   return r;
 }
 }  // namespace

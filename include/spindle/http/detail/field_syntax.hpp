@@ -7,7 +7,7 @@
 namespace spindle::http::detail {
 
 // tchar (RFC 9110 5.6.2): the characters of a token (method, field name).
-constexpr bool is_tchar(unsigned char c) noexcept {
+constexpr bool is_tchar_slow(unsigned char c) noexcept {
   if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
   switch (c) {
     case '!':
@@ -30,6 +30,17 @@ constexpr bool is_tchar(unsigned char c) noexcept {
       return false;
   }
 }
+
+// The parsers look up every byte of a head: a table is a load per byte instead of a chain of compares.
+struct CharTable {
+  bool tchar[256];
+  constexpr CharTable() : tchar{} {
+    for (int c = 0; c < 256; ++c) tchar[c] = is_tchar_slow(static_cast<unsigned char>(c));
+  }
+};
+inline constexpr CharTable kCharTable{};
+
+constexpr bool is_tchar(unsigned char c) noexcept { return kCharTable.tchar[c]; }
 
 constexpr bool is_token(std::string_view s) noexcept {
   if (s.empty()) return false;
