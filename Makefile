@@ -1,6 +1,6 @@
 # The commands a Spindle developer (and CI) runs. Each first runs scripts/bootstrap, which installs what
 # is missing from Debian's packages.
-#   make run    build and start the example server
+#   make run    build and start the example HTTP server (examples/hello)
 #   make test   release build (GCC 12) + every test
 #   make check  ASan+UBSan and TSan builds (clang-19) running the tests, minus those labelled slow, and
 #               the GCC build's tests under valgrind
@@ -21,7 +21,7 @@ build: bootstrap
 	cmake --build --preset release
 
 run: build
-	./build/release/examples/echo --listen $(LISTEN) --workers $(WORKERS)
+	./build/release/examples/hello --listen $(LISTEN) --workers $(WORKERS)
 
 test: build
 	ctest --preset release
@@ -42,6 +42,7 @@ valgrind: build
 check: asan tsan valgrind
 
 bench: build
+	scripts/bootstrap --bench
 	scripts/run-benchmarks
 
 clean:

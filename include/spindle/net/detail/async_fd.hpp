@@ -241,6 +241,11 @@ class WritevAwaiter : public IoAwaiter<WritevAwaiter, std::size_t, IoDirection::
     while (n < 0 && errno == EINTR);
     return syscall_outcome<std::size_t>(n);
   }
+  bool exhausted_readiness(const IoResult<std::size_t>& done) const noexcept {
+    std::size_t wanted = 0;
+    for (const iovec& buffer : buffers_) wanted += buffer.iov_len;
+    return is_short(done, wanted);
+  }
 
  private:
   std::span<const iovec> buffers_;
