@@ -11,7 +11,9 @@
 using spindle::http::BodyFraming;
 using spindle::http::ChunkedDecoder;
 using spindle::http::Method;
+using spindle::http::ParserLimits;
 using spindle::http::RequestParser;
+using spindle::http::ResponseParser;
 
 namespace {
 
@@ -236,8 +238,6 @@ TEST(HttpParser, ChunkedDecoderRefusesMalformedFraming) {
 
 namespace {
 
-using spindle::http::ResponseParser;
-
 TEST(HttpParser, ParsesResponsesAndTheirFraming) {
   struct Case {
     std::string response;
@@ -295,3 +295,23 @@ TEST(HttpParser, RefusesMalformedResponses) {
 }
 
 }  // namespace
+
+TEST(HttpParser, SaysWhenALimitWasTheReason) {
+  RequestParser requests;
+  ASSERT_EQ(requests.parse("GET /" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n"),
+            RequestParser::Status::error);
+  EXPECT_EQ(requests.error().status, 414);
+  EXPECT_TRUE(requests.error().over_limit);
+  requests.reset();
+  ASSERT_EQ(requests.parse("GET / HTTP/1.1\r\nHost x\r\n\r\n"), RequestParser::Status::error);
+  EXPECT_FALSE(requests.error().over_limit);
+
+  ResponseParser responses(ParserLimits{.max_request_line = 8192, .max_header_bytes = 64, .max_fields = 100});
+  ASSERT_EQ(responses.parse("HTTP/1.1 200 OK\r\nX: " + std::string(100, 'v') + "\r\n\r\n"),
+            ResponseParser::Status::error);
+  EXPECT_EQ(responses.error().status, 502);
+  EXPECT_TRUE(responses.error().over_limit);
+  responses.reset();
+  ASSERT_EQ(responses.parse("HTTP/1.1 2x0 OK\r\n\r\n"), ResponseParser::Status::error);
+  EXPECT_FALSE(responses.error().over_limit);
+}

@@ -279,11 +279,6 @@ bool still_open(int fd) noexcept {
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-bool is_size_limit(std::string_view reason) noexcept {
-  return reason == "response head too large" || reason == "status line too long" ||
-         reason == "header fields too large" || reason == "too many header fields";
-}
-
 }  // namespace
 
 /// A connection: the socket, its read buffer, and where the current response's body stands.
@@ -373,9 +368,9 @@ Task<Result<Head, ExchangeFailure>> ClientConnection::read_head(bool request_was
     if (begin_ < end_) {
       const ResponseParser::Status parsed = parser_.parse(unread(), request_was_head);
       if (parsed == ResponseParser::Status::error) {
-        const std::string_view reason = parser_.error().reason;
-        co_return Err{ExchangeFailure{
-            error(is_size_limit(reason) ? Kind::too_large : Kind::protocol, what_failed("invalid response", reason))}};
+        const ParseError& refused = parser_.error();
+        co_return Err{ExchangeFailure{error(refused.over_limit ? Kind::too_large : Kind::protocol,
+                                            what_failed("invalid response", refused.reason))}};
       }
       if (parsed == ResponseParser::Status::complete) {
         const ResponseHead& head = parser_.head();

@@ -172,7 +172,7 @@ void RequestParser::reset() noexcept {
 }
 
 RequestParser::Status RequestParser::fail(int status, std::string_view reason) noexcept {
-  error_ = ParseError{status, reason};
+  error_ = ParseError{status, reason, status == 414 || status == 431};
   return Status::error;
 }
 
@@ -269,8 +269,8 @@ void ResponseParser::reset() noexcept {
   error_ = ParseError{};
 }
 
-ResponseParser::Status ResponseParser::fail(std::string_view reason) noexcept {
-  error_ = ParseError{502, reason};
+ResponseParser::Status ResponseParser::fail(std::string_view reason, bool over_limit) noexcept {
+  error_ = ParseError{502, reason, over_limit};
   return Status::error;
 }
 
@@ -279,15 +279,16 @@ ResponseParser::Status ResponseParser::parse(std::string_view buffer, bool reque
   if (end == std::string_view::npos) return fail("line ending without CR");
   if (end == 0) {
     scanned_ = buffer.size();
-    if (buffer.size() > limits_.max_request_line + limits_.max_header_bytes) return fail("response head too large");
+    if (buffer.size() > limits_.max_request_line + limits_.max_header_bytes)
+      return fail("response head too large", true);
     return Status::incomplete;
   }
   head_size_ = end;
   const std::string_view head = buffer.substr(0, end);
   const std::size_t line_end = head.find("\r\n");
   const std::string_view line = head.substr(0, line_end);
-  if (line.size() > limits_.max_request_line) return fail("status line too long");
-  if (head.size() - line_end - 4 > limits_.max_header_bytes) return fail("header fields too large");
+  if (line.size() > limits_.max_request_line) return fail("status line too long", true);
+  if (head.size() - line_end - 4 > limits_.max_header_bytes) return fail("header fields too large", true);
 
   // status-line = HTTP-version SP status-code SP [ reason-phrase ]
   int minor = 1;
@@ -308,7 +309,7 @@ ResponseParser::Status ResponseParser::parse(std::string_view buffer, bool reque
   if (const std::string_view why = parse_field_lines(head.substr(line_end + 2, head.size() - line_end - 4), fields_,
                                                      limits_.max_fields, too_many);
       !why.empty())
-    return fail(why);
+    return fail(why, too_many);
   FieldSummary summary;
   if (const std::string_view why = summarize(fields_, summary); !why.empty()) return fail(why);
 

@@ -66,6 +66,7 @@ struct RequestHead {
 struct ParseError {
   int status = 400;
   std::string_view reason;
+  bool over_limit = false;  ///< a ParserLimits size or count was exceeded (the message may be valid)
 };
 
 struct ParserLimits {
@@ -137,7 +138,7 @@ class ResponseParser {
   void reset() noexcept;
 
  private:
-  Status fail(std::string_view reason) noexcept;
+  Status fail(std::string_view reason, bool over_limit = false) noexcept;
 
   ParserLimits limits_;
   std::size_t scanned_ = 0;
