@@ -137,29 +137,7 @@ Result<Url, ClientError> parse_url(std::string_view url) {
 }
 
 std::string_view method_text(const ClientRequest& request) noexcept {
-  switch (request.method) {
-    case Method::get:
-      return "GET";
-    case Method::head:
-      return "HEAD";
-    case Method::post:
-      return "POST";
-    case Method::put:
-      return "PUT";
-    case Method::del:
-      return "DELETE";
-    case Method::connect:
-      return "CONNECT";
-    case Method::options:
-      return "OPTIONS";
-    case Method::trace:
-      return "TRACE";
-    case Method::patch:
-      return "PATCH";
-    case Method::other:
-      return request.method_name;
-  }
-  return {};
+  return request.method == Method::other ? std::string_view{request.method_name} : method_name(request.method);
 }
 
 /// Whether a Connection field lists `close`.

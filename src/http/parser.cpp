@@ -157,6 +157,32 @@ bool parse_version(std::string_view version, int& minor, bool& supported) noexce
 
 }  // namespace
 
+std::string_view method_name(Method method) noexcept {
+  switch (method) {
+    case Method::get:
+      return "GET";
+    case Method::head:
+      return "HEAD";
+    case Method::post:
+      return "POST";
+    case Method::put:
+      return "PUT";
+    case Method::del:
+      return "DELETE";
+    case Method::connect:
+      return "CONNECT";
+    case Method::options:
+      return "OPTIONS";
+    case Method::trace:
+      return "TRACE";
+    case Method::patch:
+      return "PATCH";
+    case Method::other:
+      return "";
+  }
+  return "";
+}
+
 std::optional<std::string_view> RequestHead::field(std::string_view name) const noexcept {
   for (const HeaderField& f : fields)
     if (iequals(f.name, name)) return f.value;

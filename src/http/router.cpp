@@ -8,18 +8,10 @@
 
 namespace spindle::http {
 
-namespace {
-constexpr std::array<std::string_view, 9> kMethodNames = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
-                                                          "CONNECT", "OPTIONS", "TRACE", "PATCH"};
-static_assert(kMethodNames.size() == static_cast<std::size_t>(Method::other));
-}  // namespace
-
 void MethodRouter::set(Method method, detail::Handler handler) {
   if (method == Method::other) throw std::invalid_argument("MethodRouter: a handler needs a standard method");
   auto& slot = by_method_[static_cast<std::size_t>(method)];
-  if (slot)
-    throw std::invalid_argument("MethodRouter: two handlers for " +
-                                std::string{kMethodNames[static_cast<std::size_t>(method)]});
+  if (slot) throw std::invalid_argument("MethodRouter: two handlers for " + std::string{method_name(method)});
   slot = std::move(handler);
 }
 
@@ -44,7 +36,7 @@ std::string MethodRouter::allow() const {
     const bool has = by_method_[i] || (static_cast<Method>(i) == Method::head && by_method_[0]);
     if (!has) continue;
     if (!allowed.empty()) allowed += ", ";
-    allowed += kMethodNames[i];
+    allowed += method_name(static_cast<Method>(i));
   }
   return allowed;
 }

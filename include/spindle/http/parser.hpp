@@ -31,6 +31,9 @@ namespace spindle::http {
 
 enum class Method : std::uint8_t { get, head, post, put, del, connect, options, trace, patch, other };
 
+/// The method's name as sent ("DELETE" for Method::del); "" for Method::other.
+std::string_view method_name(Method method) noexcept;
+
 /// One header field line: views into the parsed buffer. The value has no leading or trailing whitespace.
 struct HeaderField {
   std::string_view name;
