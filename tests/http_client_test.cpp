@@ -421,9 +421,23 @@ TEST(HttpClient, RetriesOnceWhenAReusedConnectionClosesBeforeAnswering) {
     CO_ASSERT(co_await std::move(sending));
     { [[maybe_unused]] BodySender done = std::move(sender); }  // the body ends after that chunk
     ClientRequest upload;
-    upload.method = Method::post;
+    upload.method = Method::put;  // idempotent: only the stream stops the retry
     upload.body = std::move(body);
     auto second = co_await client.send(at.root, std::move(upload));
+    CO_ASSERT(!second);
+    EXPECT_EQ(second.error().kind, ClientError::Kind::io) << second.error().message;
+    server.abort();
+  }());
+  // Nor is a POST: the server may have acted on it before the connection failed.
+  run([]() -> Task<void> {
+    TcpListener listener = local_listener();
+    const Urls at{listener.local_addr()->port()};
+    JoinHandle<void> server = spawn(drops_the_second_request(std::move(listener)));
+    Client client;
+    auto first = co_await client.get(at.root);
+    CO_ASSERT(first);
+    EXPECT_EQ(co_await read_text(*first), "first");
+    auto second = co_await client.post(at.root, "order #1", "text/plain");
     CO_ASSERT(!second);
     EXPECT_EQ(second.error().kind, ClientError::Kind::io) << second.error().message;
     server.abort();

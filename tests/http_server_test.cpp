@@ -52,12 +52,19 @@ Router<> test_routes() {
                co_return Response{Status::ok, {}, std::move(body)};
              }))
       .route("/big", get([](Request) { return Response::text(std::string(1 << 20, 'x')); }))
+      .route("/huge", get([](Request) { return Response::text(std::string(16 << 20, 'h')); }))
       .route("/no-content", get([](Request) { return Response::empty(Status::no_content); }))
       .route("/close", get([](Request) {
                Response r = Response::text("bye");
                r.headers.set("connection", "close");
                return r;
              }))
+      .route("/late-body", post([](Request request) -> Task<Response> {
+               co_await sleep(50ms);  // other connections use the server's buffers meanwhile
+               auto body = co_await request.body().collect();
+               co_return Response::text(body ? "read " + std::to_string(body->size()) : "failed");
+             }))
+      .route("/interim", get([](Request) { return Response::empty(Status{103}); }))
       .route("/target", get([](Request request) {
                return Response::text(std::string{request.path()} + "|" + std::string{request.query()});
              }));
@@ -510,4 +517,81 @@ TEST(HttpServer, RefusesMalformedAndSmugglingRequests) {
     EXPECT_TRUE(connection.closed_by_server()) << c.what;
     EXPECT_EQ(connection.pending(), "") << c.what << ": a second response was sent";
   }
+}
+
+TEST(HttpServer, ARequestWithoutABodyReadsNothingAfterWaiting) {
+  TestServer server(test_routes());
+  RawConnection waiting(server.port());
+  waiting.send("POST /late-body HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+  // Meanwhile another connection sends a body, through the buffers the waiting request left behind.
+  RawConnection other(server.port());
+  other.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello");
+  std::this_thread::sleep_for(20ms);
+  other.send(" world");
+  EXPECT_EQ(other.read_response()->body, "hello world");
+  auto response = waiting.read_response();
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->body, "read 0");
+}
+
+TEST(HttpServer, ClosingWithAnUnreadBodyStillDeliversTheAnswer) {
+  TestServer server(test_routes());
+  RawConnection connection(server.port());
+  // 300 KB: more than the server skips to keep a connection, so it answers and closes with input unread.
+  const std::string body(300 * 1000, 'b');
+  connection.send("POST /ignore-body HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) +
+                  "\r\n\r\n");
+  std::thread sender([&] {
+    try {
+      connection.send(body);
+    } catch (const std::runtime_error&) {  // the server may close before it all went
+    }
+  });
+  auto response = connection.read_response();
+  sender.join();
+  ASSERT_TRUE(response) << "the answer was lost to a reset";
+  EXPECT_EQ(response->body, "not read");
+  EXPECT_EQ(response->header("connection"), "close");
+}
+
+TEST(HttpServer, TheWriteTimeoutSparesASlowReader) {
+  ServerConfig config;
+  config.write_timeout = 300ms;
+  TestServer server(test_routes(), config);
+  RawConnection connection(server.port());
+  // A small receive buffer: the 16 MiB answer outlasts the kernel's buffers on both sides, so the
+  // server's write waits on this reader for about a second, making progress all along.
+  const int small = 16 * 1024;
+  ::setsockopt(connection.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  connection.send("GET /huge HTTP/1.1\r\nHost: t\r\n\r\n");
+  std::string received;
+  std::vector<char> chunk(64 * 1024);
+  const auto body_size = [&] {
+    const std::size_t head_end = received.find("\r\n\r\n");
+    return head_end == std::string::npos ? 0 : received.size() - head_end - 4;
+  };
+  const auto start = std::chrono::steady_clock::now();
+  while (body_size() < (16u << 20)) {
+    std::this_thread::sleep_for(2ms);
+    const ssize_t n = ::recv(connection.fd(), chunk.data(), chunk.size(), 0);
+    if (n <= 0) break;
+    received.append(chunk.data(), static_cast<std::size_t>(n));
+  }
+  EXPECT_EQ(body_size(), 16u << 20) << "cut after " << received.size() << " bytes";
+  EXPECT_GT(std::chrono::steady_clock::now() - start, 600ms) << "the write did not outlast the timeout";
+}
+
+TEST(HttpServer, NoInterimAnswers) {
+  TestServer server(test_routes());
+  // HTTP/1.0 has no 100 Continue (RFC 9110 10.1.1): the final answer comes directly.
+  RawConnection old_client(server.port());
+  old_client.send("POST /echo HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello");
+  auto response = old_client.read_response(false, /*keep_interim=*/true);
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->body, "hello");
+  // A handler cannot answer with a 1xx: the client would wait for the final answer forever.
+  auto interim = exchange(server.port(), "GET /interim HTTP/1.1\r\nHost: t\r\n\r\n");
+  ASSERT_TRUE(interim);
+  EXPECT_EQ(interim->status, 500);
 }

@@ -216,7 +216,8 @@ Task<IoResult<void>> write_request(TcpStream& stream, std::string_view head, Bod
   }
   // The head goes at once, so that the server can route (and maybe refuse) before the first chunk.
   iovec head_part[1] = {part_of(head)};
-  if (IoResult<void> sent = co_await write_parts(stream, std::span{head_part}); !sent) co_return sent;
+  IoResult<void> sent = co_await write_parts(stream, std::span{head_part});
+  if (!sent) co_return sent;
   for (;;) {
     std::optional<std::string> chunk = co_await body.next_chunk();  // named: docs/architecture.md, GCC 12
     if (!chunk) break;
@@ -227,7 +228,8 @@ Task<IoResult<void>> write_request(TcpStream& stream, std::string_view head, Bod
     *line_end++ = '\r';
     *line_end++ = '\n';
     iovec parts[3] = {iovec{size, static_cast<std::size_t>(line_end - size)}, part_of(*chunk), part_of("\r\n")};
-    if (IoResult<void> sent = co_await write_parts(stream, std::span{parts}); !sent) co_return sent;
+    IoResult<void> chunk_sent = co_await write_parts(stream, std::span{parts});
+    if (!chunk_sent) co_return chunk_sent;
   }
   iovec last[1] = {part_of("0\r\n\r\n")};
   co_return co_await write_parts(stream, std::span{last});
@@ -595,7 +597,8 @@ Task<Result<std::unique_ptr<ClientConnection>, ClientError>> acquire(ClientState
 
 Task<Result<Head, ExchangeFailure>> exchange(ClientConnection& connection, std::string_view head, Body& body,
                                              bool request_was_head) {
-  if (IoResult<void> sent = co_await write_request(connection.stream, head, body); !sent)
+  IoResult<void> sent = co_await write_request(connection.stream, head, body);
+  if (!sent)
     co_return Err{ExchangeFailure{
         error(Kind::io, "sending the request to " + connection.key + ": " + sent.error().message()), true}};
   co_return co_await connection.read_head(request_was_head);
@@ -608,8 +611,13 @@ Task<Result<ClientResponse, ClientError>> send_request(std::shared_ptr<ClientSta
   request.target = url.target;
   Result<std::string, ClientError> head = serialize_head(request, request.target, url);
   if (!head) co_return Err{std::move(head).error()};
-  // A stream is consumed as it is sent: it cannot be sent a second time.
-  const bool replayable = !request.body.is_stream();
+  // Sent again only if that cannot do harm: an idempotent method (RFC 9110 9.2.2; the server may have
+  // acted on the first copy before the connection failed, RFC 9112 9.3.1), and not a stream, which is
+  // consumed as it is sent.
+  const Method method = request.method;
+  const bool idempotent = method == Method::get || method == Method::head || method == Method::put ||
+                          method == Method::del || method == Method::options || method == Method::trace;
+  const bool replayable = idempotent && !request.body.is_stream();
   const bool close_after = asks_to_close(request.headers);
   bool pooled = true;
   std::optional<Instant> deadline;  // from the first attempt: a retry does not get a second request_timeout
@@ -643,7 +651,8 @@ Task<Result<std::vector<CollectedResponse>, ExchangeFailure>> exchange_pipelined
     parts.push_back(part_of(heads[i]));
     if (!requests[i].body.bytes().empty()) parts.push_back(part_of(requests[i].body.bytes()));
   }
-  if (IoResult<void> sent = co_await write_parts(connection.stream, std::span{parts}); !sent)
+  IoResult<void> sent = co_await write_parts(connection.stream, std::span{parts});
+  if (!sent)
     co_return Err{ExchangeFailure{
         error(Kind::io, "sending the requests to " + connection.key + ": " + sent.error().message()), true}};
 

@@ -67,7 +67,7 @@ struct ConnectionNode {
   void enter(Phase p) noexcept {
     // A handler has no timeout: no need to read the clock (a measurable share of a /plaintext answer).
     if (p != Phase::handler) since.store(coarse_now_ms(), std::memory_order_relaxed);
-    phase.store(p, std::memory_order_relaxed);
+    phase.store(p, std::memory_order_release);  // the sweeper that sees the phase sees its `since`
   }
   /// Leaves a waiting phase for `head`, unless the sweeper closed the connection first.
   bool activate(Phase waiting) noexcept {
@@ -136,15 +136,16 @@ struct ServerState {
     const bool force = drain && now >= drain_deadline.load(std::memory_order_relaxed);
     std::lock_guard lock(mutex);
     for (ConnectionNode* node = first; node != nullptr; node = node->next) {
-      Phase phase = node->phase.load(std::memory_order_acquire);
-      if (phase == Phase::closing) continue;
       if (force) {
-        // A handler may be waiting on anything, not only the socket: abort the whole task.
+        // Whatever it is doing (a handler may be waiting on anything, not only the socket): shut the
+        // socket and abort the task. Both are idempotent, so every pass after the deadline repeats them.
         node->phase.store(Phase::closing, std::memory_order_relaxed);
         ::shutdown(node->fd, SHUT_RDWR);
         if (node->task != nullptr) node->task->request_abort();
         continue;
       }
+      Phase phase = node->phase.load(std::memory_order_acquire);
+      if (phase == Phase::closing) continue;
       const bool waiting = phase == Phase::fresh || phase == Phase::idle;
       const bool expired = now - node->since.load(std::memory_order_relaxed) >= limit_for(phase);
       if (waiting && (drain || expired)) {
@@ -155,8 +156,9 @@ struct ServerState {
         // Shut only the reading side: the connection can still send its 408.
         if (!node->expired.exchange(true, std::memory_order_acq_rel)) ::shutdown(node->fd, SHUT_RD);
       } else if (expired && phase == Phase::writing) {
-        node->phase.store(Phase::closing, std::memory_order_relaxed);
-        ::shutdown(node->fd, SHUT_RDWR);
+        // Only if it is still in that write: one that moved on (into a long handler, say) is not cut.
+        if (node->phase.compare_exchange_strong(phase, Phase::closing, std::memory_order_acq_rel))
+          ::shutdown(node->fd, SHUT_RDWR);
       }
     }
   }
@@ -231,7 +233,8 @@ void append_head(std::string& out, const Response& response, Framing framing, st
                  int version_minor) {
   using namespace std::string_view_literals;
   int status = code(response.status);
-  if (status < 100 || status > 999) status = 500;
+  // A 1xx is not a final answer (the client would wait for another); the server sends 100 itself.
+  if (status < 200 || status > 599) status = 500;
   const std::string_view reason = reason_phrase(static_cast<Status>(status));
   const std::string_view date = http_date();
   char length_digits[24];
@@ -365,7 +368,7 @@ class Session final : public BodySource {
     cursor_ = body_start;
     body_bytes_ = 0;
     body_done_ = head.framing == BodyFraming::none || (head.framing == BodyFraming::content_length && remaining_ == 0);
-    continue_pending_ = head.expect_continue && !body_done_;
+    continue_pending_ = head.expect_continue && head.version_minor == 1 && !body_done_;  // RFC 9110 10.1.1
     scratch_begin_ = scratch_end_ = 0;
     chunked_ = ChunkedDecoder{};
     must_close = false;
@@ -470,6 +473,8 @@ class Session final : public BodySource {
       IoResult<std::size_t> n = co_await stream_->writev(std::span{parts, static_cast<std::size_t>(count)});
       if (!n) co_return false;
       done += *n;
+      // The write timeout is for a client that stops reading, not for a large answer it reads slowly.
+      if (done < total) node_->since.store(coarse_now_ms(), std::memory_order_relaxed);
     }
     out.clear();
     node_->enter(after);
@@ -477,7 +482,8 @@ class Session final : public BodySource {
   }
   Task<bool> write_all(std::string_view bytes, Phase after) {
     out += bytes;
-    co_return co_await flush(after);
+    const bool written = co_await flush(after);
+    co_return written;
   }
 
   RequestParser parser;
@@ -595,19 +601,23 @@ Task<void> drain_input(TcpStream& stream) {
   }
 }
 
+/// The end of a connection that closes after its last answer (as nginx's lingering close): a client may
+/// still be sending (a body nobody read, requests pipelined behind), and closing a socket with unread
+/// input makes the kernel send a reset, which can destroy the answer in the client's receive buffer
+/// before it reads it. So: shut the sending side, then read and drop what comes, for at most 2 s.
+Task<void> linger_close(TcpStream& stream) {
+  (void)stream.shutdown(Shutdown::write);
+  Task<void> draining = drain_input(stream);
+  (void)co_await timeout(std::chrono::seconds(2), std::move(draining));
+}
+
 /// Sends an error response and closes: the request was refused before any handler saw it.
 Task<void> refuse(Session& session, TcpStream& stream, Status status, std::string_view reason) {
   const Response response = Response::error(status, reason);
   append_head(session.out, response, Framing::length, response.body.bytes().size(), false, 1);
   session.out += response.body.bytes();
   const bool sent = co_await session.flush(Phase::closing);
-  if (sent) {
-    // Lingering close (as nginx does): a client still sending would get a reset for unread bytes, and a
-    // reset can destroy our answer in its receive buffer before it reads it.
-    (void)stream.shutdown(Shutdown::write);
-    Task<void> draining = drain_input(stream);
-    (void)co_await timeout(std::chrono::seconds(2), std::move(draining));
-  }
+  if (sent) co_await linger_close(stream);
 }
 
 /// The head of a request whose handler may wait, copied out of the session's read buffer into one block
@@ -762,11 +772,12 @@ Exchange begin_exchange(Session& s, int fd) {
   const Exchange exchange{static_cast<std::uint32_t>(s.parser.head_size()),
                           static_cast<std::uint8_t>(head.version_minor), head.keep_alive, head.method == Method::head};
   s.start_body(head, s.begin + exchange.head_size);
-  s.request = Request{head, head.framing == BodyFraming::none
-                                ? RequestBody{nullptr, 0}
-                                : RequestBody{&s, head.framing == BodyFraming::content_length
-                                                      ? std::optional<std::uint64_t>{head.content_length}
-                                                      : std::nullopt}};
+  // No body, no source: a request with none can be detached from the session (and the session reused
+  // by another connection) while its handler waits, so it must not point at the session.
+  s.request = Request{head, s.body_done() ? RequestBody{nullptr, 0}
+                                          : RequestBody{&s, head.framing == BodyFraming::content_length
+                                                                ? std::optional<std::uint64_t>{head.content_length}
+                                                                : std::nullopt}};
   s.request.set_socket(fd);
   return exchange;
 }
@@ -796,7 +807,8 @@ Rest queue_response(Session& s, Response& response, const Exchange& exchange, bo
 /// The rarer end of an answer: a large or streamed body, or the last write before closing. Every await's
 /// result goes to a named local: written as `if (rest == Rest::body && !co_await ...) co_return false;`
 /// GCC 12 compiled it so that it never ran (docs/architecture.md, "GCC 12 and coroutines").
-Task<bool> finish_answer(Session& s, Response& response, Rest rest, int version_minor, bool keep_alive) {
+Task<bool> finish_answer(Session& s, TcpStream& stream, Response& response, Rest rest, int version_minor,
+                         bool keep_alive) {
   bool written = true;
   if (rest == Rest::body) {
     const std::string_view body = response.body.bytes();
@@ -806,7 +818,10 @@ Task<bool> finish_answer(Session& s, Response& response, Rest rest, int version_
     const Framing framing = version_minor == 1 ? Framing::chunked : Framing::close;
     if (written) written = co_await write_stream(s, response.body, framing);
   }
-  if (written && !keep_alive && !s.out.empty()) written = co_await s.flush(Phase::closing);
+  if (written && !keep_alive) {
+    if (!s.out.empty()) written = co_await s.flush(Phase::closing);
+    if (written) co_await linger_close(stream);
+  }
   co_return written&& keep_alive;
 }
 
@@ -877,7 +892,7 @@ Task<bool> serve_burst(ServerState& server, TcpStream& stream, ConnectionNode& n
       if (!was_detached) s->finish_request();
       bool stays_open = true;
       if (rest != Rest::none || !keep_alive) {
-        stays_open = co_await finish_answer(*s, response, rest, exchange.version_minor, keep_alive);
+        stays_open = co_await finish_answer(*s, stream, response, rest, exchange.version_minor, keep_alive);
       }
       if (!stays_open) co_return false;
       if (s->out.size() >= kCorkLimit) {

@@ -11,7 +11,8 @@
 // - A keep-alive connection the server closed while it sat in the pool is found two ways: a peek at the
 //   socket when it leaves the pool (the usual case: the server's idle timeout sent a FIN long ago), and,
 //   for the close that races the request, one retry on a fresh connection when a reused one fails before
-//   any byte of the response arrived (only when the body can be sent again, i.e. is not a stream).
+//   any byte of the response arrived (only for an idempotent method, which the server may safely see
+//   twice, and a body that can be sent again, i.e. not a stream).
 // - Memory is bounded: the head is limited by ParserLimits, text() by max_collect, and a connection holds
 //   one read buffer; a request body is written from where it is (writev of head and body), never copied.
 

@@ -46,6 +46,10 @@ Handler make_handler(F handler) {
   using R = std::invoke_result_t<F&, Request&&>;
   static_assert(std::is_same_v<R, Response> || std::is_same_v<R, Task<Response>>,
                 "a handler must return spindle::http::Response or spindle::Task<spindle::http::Response>");
+  // A task runs after the call returns, when the server may have reused the request's storage for another
+  // connection (a waiting request is moved out of the connection's buffers): it must own its Request.
+  static_assert(std::is_same_v<R, Response> || !std::is_invocable_v<F&, Request&>,
+                "a handler that returns a Task must take its spindle::http::Request by value, not by reference");
   return Handler{[handler = std::move(handler)](Request& request) mutable -> Reply {
                    if constexpr (std::is_same_v<R, Response>)
                      return Reply{std::in_place_index<0>, handler(std::move(request))};
