@@ -302,9 +302,9 @@ Task<Result<std::string_view, BodyError>> RequestBody::next() {
 
 Task<Result<std::string, BodyError>> RequestBody::collect(std::size_t limit) {
   std::string whole;
-  if (content_length_ && *content_length_ > limit)
+  if (content_length() && *content_length() > limit)
     co_return Err{BodyError{Status::payload_too_large, "request body larger than " + std::to_string(limit) + " bytes"}};
-  if (content_length_) whole.reserve(*content_length_);
+  if (content_length()) whole.reserve(*content_length());
   for (;;) {
     Result<std::string_view, BodyError> piece = co_await next();
     if (!piece) co_return Err{std::move(piece).error()};

@@ -52,10 +52,12 @@ class RequestBody {
  public:
   RequestBody() noexcept = default;
   RequestBody(detail::BodySource* source, std::optional<std::uint64_t> content_length) noexcept
-      : source_(source), content_length_(content_length) {}
+      : source_(source), content_length_(content_length.value_or(kUnknown)) {}
 
   /// Content-Length when the request declared one (nullopt for a chunked body).
-  std::optional<std::uint64_t> content_length() const noexcept { return content_length_; }
+  std::optional<std::uint64_t> content_length() const noexcept {
+    return content_length_ == kUnknown ? std::nullopt : std::optional<std::uint64_t>{content_length_};
+  }
   /// The next piece of the body, a view valid until the next call; empty once the body has ended.
   Task<Result<std::string_view, BodyError>> next();
   /// The whole body, or 413 once it exceeds `limit` bytes (the server's body limit applies too).
@@ -63,7 +65,9 @@ class RequestBody {
 
  private:
   detail::BodySource* source_ = nullptr;
-  std::optional<std::uint64_t> content_length_;
+  // Not an optional: a Request is in every waiting handler's frame, and this saves 8 of its bytes.
+  static constexpr std::uint64_t kUnknown = UINT64_MAX;
+  std::uint64_t content_length_ = kUnknown;
 };
 
 /// An HTTP request as a handler sees it.
