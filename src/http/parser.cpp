@@ -69,23 +69,33 @@ std::string_view parse_field_lines(std::string_view block, std::vector<HeaderFie
                                    bool& too_many) {
   fields.clear();
   too_many = false;
-  std::size_t pos = 0;
-  while (pos < block.size()) {
-    const std::size_t end = block.find("\r\n", pos);
-    const std::string_view line = block.substr(pos, end - pos);
-    pos = end + 2;
-    if (is_ows(line.front())) return "obsolete line folding";
-    const std::size_t colon = line.find(':');
-    if (colon == std::string_view::npos) return "field line without a colon";
-    const std::string_view name = line.substr(0, colon);
-    if (!is_token(name)) return "invalid field name";
-    const std::string_view value = trim_ows(line.substr(colon + 1));
+  // One pass per line: the name is scanned with the token table up to its colon, the value located with
+  // memchr for its CR (a CR can only end a line: inside a value it is refused). Every line of `block`
+  // ends with CRLF (find_head_end refused bare LFs).
+  const char* at = block.data();
+  const char* const end = at + block.size();
+  while (at < end) {
+    if (is_ows(*at)) return "obsolete line folding";
+    const char* const name_begin = at;
+    while (at < end && is_tchar(static_cast<unsigned char>(*at))) ++at;
+    const char* const cr = static_cast<const char*>(std::memchr(at, '\r', static_cast<std::size_t>(end - at)));
+    if (cr == nullptr) return "field line without a colon";  // not reached: the block ends with CRLF
+    if (at == cr) return "field line without a colon";
+    if (*at != ':') {
+      return std::memchr(at, ':', static_cast<std::size_t>(cr - at)) != nullptr ? "invalid field name"
+                                                                                : "field line without a colon";
+    }
+    if (at == name_begin) return "invalid field name";
+    if (cr + 1 == end || cr[1] != '\n') return "invalid character in field value";
+    const std::string_view name{name_begin, static_cast<std::size_t>(at - name_begin)};
+    const std::string_view value = trim_ows({at + 1, static_cast<std::size_t>(cr - at - 1)});
     if (!is_field_value(value)) return "invalid character in field value";
     if (fields.size() == max_fields) {
       too_many = true;
       return "too many header fields";
     }
     fields.push_back(HeaderField{name, value});
+    at = cr + 2;
   }
   return {};
 }
