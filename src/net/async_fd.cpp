@@ -20,8 +20,12 @@ std::optional<IoResult<AcceptedFd>> AcceptAwaiter::attempt() noexcept {
     accepted.fd = ::accept4(fd(), reinterpret_cast<sockaddr*>(&accepted.peer), &accepted.peer_length,
                             SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (accepted.fd >= 0) return IoResult<AcceptedFd>{accepted};
-    // The connection died in the backlog, or a signal came: take the next one.
-    if (errno == EINTR || errno == ECONNABORTED) continue;
+    // The connection died in the backlog, or a signal came: take the next one. Linux also reports a
+    // network error already pending on the new connection this way (accept(2), "Error handling"): that
+    // connection is gone, the listener is fine.
+    if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO || errno == ENETDOWN || errno == ENOPROTOOPT ||
+        errno == EHOSTDOWN || errno == ENONET || errno == EHOSTUNREACH || errno == EOPNOTSUPP || errno == ENETUNREACH)
+      continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return std::nullopt;
     return IoResult<AcceptedFd>{last_os_error()};
   }
