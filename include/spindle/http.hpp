@@ -10,3 +10,4 @@
 #include "spindle/http/router.hpp"
 #include "spindle/http/server.hpp"
 #include "spindle/http/status.hpp"
+#include "spindle/http/url.hpp"
