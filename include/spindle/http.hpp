@@ -3,6 +3,7 @@
 
 #include "spindle/http/body.hpp"
 #include "spindle/http/client.hpp"
+#include "spindle/http/extract.hpp"
 #include "spindle/http/header_map.hpp"
 #include "spindle/http/parser.hpp"
 #include "spindle/http/request.hpp"

@@ -18,6 +18,8 @@
 #include <variant>
 #include <vector>
 
+#include "spindle/http/detail/handler.hpp"
+#include "spindle/http/extract.hpp"
 #include "spindle/http/request.hpp"
 #include "spindle/http/response.hpp"
 #include "spindle/runtime/task.hpp"
@@ -26,37 +28,33 @@ namespace spindle::http {
 
 namespace detail {
 
-/// What a handler gives back: a response at once (a synchronous handler, no coroutine frame) or a task
-/// that produces one.
-using Reply = std::variant<Response, Task<Response>>;
-/// A handler with its type erased, as the router stores it. `may_suspend` (it returns a Task) lets the
-/// server copy the request out of its read buffer before a handler that may wait, so the connection's
-/// buffers go back to the pool meanwhile.
-struct Handler {
-  std::function<Reply(Request&)> call;
-  bool may_suspend = false;
-  explicit operator bool() const noexcept { return static_cast<bool>(call); }
-};
+/// A handler that takes the raw Request and returns a Response or a Task of one: no extraction.
+template <class F>
+concept RawHandler = std::is_invocable_v<F&, Request&&> &&
+    (std::is_same_v<std::invoke_result_t<F&, Request&&>, Response> ||
+     std::is_same_v<std::invoke_result_t<F&, Request&&>, Task<Response>>);
 
 template <class F>
 Handler make_handler(F handler) {
-  static_assert(std::is_invocable_v<F&, Request&&>,
-                "a handler must be callable with a spindle::http::Request (typed extractors are not in this "
-                "version of the router)");
-  using R = std::invoke_result_t<F&, Request&&>;
-  static_assert(std::is_same_v<R, Response> || std::is_same_v<R, Task<Response>>,
-                "a handler must return spindle::http::Response or spindle::Task<spindle::http::Response>");
-  // A task runs after the call returns, when the server may have reused the request's storage for another
-  // connection (a waiting request is moved out of the connection's buffers): it must own its Request.
-  static_assert(std::is_same_v<R, Response> || !std::is_invocable_v<F&, Request&>,
-                "a handler that returns a Task must take its spindle::http::Request by value, not by reference");
-  return Handler{[handler = std::move(handler)](Request& request) mutable -> Reply {
-                   if constexpr (std::is_same_v<R, Response>)
-                     return Reply{std::in_place_index<0>, handler(std::move(request))};
-                   else
-                     return Reply{std::in_place_index<1>, handler(std::move(request))};
-                 },
-                 !std::is_same_v<R, Response>};
+  if constexpr (RawHandler<F>) {
+    using R = std::invoke_result_t<F&, Request&&>;
+    // A task runs after the call returns, when the server may have reused the request's storage for
+    // another connection (a waiting request is moved out of the connection's buffers): it must own its
+    // Request.
+    static_assert(std::is_same_v<R, Response> || !std::is_invocable_v<F&, Request&>,
+                  "a handler that returns a Task must take its spindle::http::Request by value, not by reference");
+    return Handler{[handler = std::move(handler)](Request& request) mutable -> Reply {
+                     if constexpr (std::is_same_v<R, Response>)
+                       return Reply{std::in_place_index<0>, handler(std::move(request))};
+                     else
+                       return Reply{std::in_place_index<1>, handler(std::move(request))};
+                   },
+                   !std::is_same_v<R, Response>};
+  } else {
+    using Signature = HandlerSignature<std::decay_t<F>>;
+    return typed_handler<std::decay_t<F>, typename Signature::result>(
+        std::move(handler), static_cast<typename Signature::parameters*>(nullptr));
+  }
 }
 
 class RouterCore;
