@@ -11,4 +11,5 @@
 #include "spindle/http/router.hpp"
 #include "spindle/http/server.hpp"
 #include "spindle/http/status.hpp"
+#include "spindle/http/test_client.hpp"
 #include "spindle/http/url.hpp"
