@@ -440,6 +440,26 @@ TEST(HttpClient, RetriesOnceWhenAReusedConnectionClosesBeforeAnswering) {
     auto second = co_await client.post(at.root, "order #1", "text/plain");
     CO_ASSERT(!second);
     EXPECT_EQ(second.error().kind, ClientError::Kind::io) << second.error().message;
+    co_await sleep(20ms);
+    EXPECT_FALSE(server.is_finished()) << "the POST was sent again, on a second connection";
+    server.abort();
+  }());
+  // The same for a pipelined batch with a POST in it.
+  run([]() -> Task<void> {
+    TcpListener listener = local_listener();
+    const Urls at{listener.local_addr()->port()};
+    JoinHandle<void> server = spawn(drops_the_second_request(std::move(listener)));
+    Client client;
+    auto first = co_await client.get(at.root);
+    CO_ASSERT(first);
+    EXPECT_EQ(co_await read_text(*first), "first");
+    std::vector<ClientRequest> batch(2);
+    batch[1].method = Method::post;
+    auto answers = co_await client.pipeline(at.root, std::move(batch));
+    CO_ASSERT(!answers);
+    EXPECT_EQ(answers.error().kind, ClientError::Kind::io) << answers.error().message;
+    co_await sleep(20ms);
+    EXPECT_FALSE(server.is_finished()) << "the batch was sent again, on a second connection";
     server.abort();
   }());
 }

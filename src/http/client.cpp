@@ -604,32 +604,37 @@ Task<Result<Head, ExchangeFailure>> exchange(ClientConnection& connection, std::
   co_return co_await connection.read_head(request_was_head);
 }
 
-Task<Result<ClientResponse, ClientError>> send_request(std::shared_ptr<ClientState> state,
-                                                       Result<Url, ClientError> parsed, ClientRequest request) {
-  if (!parsed) co_return Err{std::move(parsed).error()};
-  const Url& url = *parsed;
-  request.target = url.target;
-  Result<std::string, ClientError> head = serialize_head(request, request.target, url);
-  if (!head) co_return Err{std::move(head).error()};
-  // Sent again only if that cannot do harm: an idempotent method (RFC 9110 9.2.2; the server may have
-  // acted on the first copy before the connection failed, RFC 9112 9.3.1), and not a stream, which is
-  // consumed as it is sent.
-  const Method method = request.method;
-  const bool idempotent = method == Method::get || method == Method::head || method == Method::put ||
-                          method == Method::del || method == Method::options || method == Method::trace;
-  const bool replayable = idempotent && !request.body.is_stream();
-  const bool close_after = asks_to_close(request.headers);
+/// Whether a request may be sent a second time (RFC 9110 9.2.2): the server may have acted on the first
+/// copy before the connection failed (RFC 9112 9.3.1).
+bool is_idempotent(Method method) noexcept {
+  return method == Method::get || method == Method::head || method == Method::put || method == Method::del ||
+         method == Method::options || method == Method::trace;
+}
+
+/// A connection and what an exchange on it produced.
+template <class T>
+struct Exchanged {
+  std::unique_ptr<ClientConnection> connection;
+  T value;
+};
+
+/// Runs `exchange_on(connection)` on a pooled connection, within one request_timeout for all attempts. A keep-alive
+/// connection the server closed as the request went out fails before any byte of the response: if `replayable`, the
+/// exchange runs once more, on a fresh connection.
+template <class T, class ExchangeOn>
+Task<Result<Exchanged<T>, ClientError>> exchange_with_one_retry(ClientState& state, const Url& url, bool replayable,
+                                                                std::string_view waiting_for, ExchangeOn exchange_on) {
   bool pooled = true;
-  std::optional<Instant> deadline;  // from the first attempt: a retry does not get a second request_timeout
+  std::optional<Instant> deadline;  // from the first attempt's connection: connecting has its own timeout
   for (;;) {
-    Result<std::unique_ptr<ClientConnection>, ClientError> acquired = co_await acquire(*state, url, pooled);
+    Result<std::unique_ptr<ClientConnection>, ClientError> acquired = co_await acquire(state, url, pooled);
     if (!acquired) co_return Err{std::move(acquired).error()};
     std::unique_ptr<ClientConnection> connection = std::move(*acquired);
     const bool reused = connection->reused;
-    if (!deadline) deadline = now() + state->config.request_timeout;
-    auto exchanging = exchange(*connection, *head, request.body, request.method == Method::head);
-    Result<Result<Head, ExchangeFailure>, TimedOut> answered = co_await timeout_at(*deadline, std::move(exchanging));
-    if (!answered) co_return Err{timed_out("waiting for the response from", url, state->config.request_timeout)};
+    if (!deadline) deadline = now() + state.config.request_timeout;
+    Task<Result<T, ExchangeFailure>> exchanging = exchange_on(*connection);
+    Result<Result<T, ExchangeFailure>, TimedOut> answered = co_await timeout_at(*deadline, std::move(exchanging));
+    if (!answered) co_return Err{timed_out(waiting_for, url, state.config.request_timeout)};
     if (!*answered) {
       ExchangeFailure failure = std::move(*answered).error();
       if (reused && failure.before_response && replayable) {
@@ -638,8 +643,31 @@ Task<Result<ClientResponse, ClientError>> send_request(std::shared_ptr<ClientSta
       }
       co_return Err{std::move(failure.error)};
     }
-    co_return ClientAccess::make(std::move(state), std::move(connection), std::move(*answered).value(), close_after);
+    co_return Exchanged<T>{std::move(connection), std::move(*answered).value()};
   }
+}
+
+Task<Result<ClientResponse, ClientError>> send_request(std::shared_ptr<ClientState> state,
+                                                       Result<Url, ClientError> parsed, ClientRequest request) {
+  if (!parsed) co_return Err{std::move(parsed).error()};
+  const Url& url = *parsed;
+  request.target = url.target;
+  Result<std::string, ClientError> head = serialize_head(request, request.target, url);
+  if (!head) co_return Err{std::move(head).error()};
+  // Sent again only if that cannot do harm: an idempotent method, and not a stream, which is consumed as
+  // it is sent.
+  const bool replayable = is_idempotent(request.method) && !request.body.is_stream();
+  const bool close_after = asks_to_close(request.headers);
+  const bool request_was_head = request.method == Method::head;
+  Task<Result<Exchanged<Head>, ClientError>> exchanging =
+      exchange_with_one_retry<Head>(*state, url, replayable, "waiting for the response from",
+                                    [&head, &request, request_was_head](ClientConnection& connection) {
+                                      return exchange(connection, *head, request.body, request_was_head);
+                                    });
+  Result<Exchanged<Head>, ClientError> exchanged = co_await std::move(exchanging);
+  if (!exchanged) co_return Err{std::move(exchanged).error()};
+  co_return ClientAccess::make(std::move(state), std::move(exchanged->connection), std::move(exchanged->value),
+                               close_after);
 }
 
 Task<Result<std::vector<CollectedResponse>, ExchangeFailure>> exchange_pipelined(
@@ -715,29 +743,20 @@ Task<Result<std::vector<CollectedResponse>, ClientError>> send_pipelined(std::sh
     if (!head) co_return Err{std::move(head).error()};
     heads.push_back(std::move(*head));
   }
-  bool pooled = true;
-  std::optional<Instant> deadline;
-  for (;;) {
-    Result<std::unique_ptr<ClientConnection>, ClientError> acquired = co_await acquire(*state, url, pooled);
-    if (!acquired) co_return Err{std::move(acquired).error()};
-    std::unique_ptr<ClientConnection> connection = std::move(*acquired);
-    const bool reused = connection->reused;
-    if (!deadline) deadline = now() + state->config.request_timeout;
-    auto exchanging = exchange_pipelined(*connection, heads, requests, state->config.max_collect);
-    Result<Result<std::vector<CollectedResponse>, ExchangeFailure>, TimedOut> answered =
-        co_await timeout_at(*deadline, std::move(exchanging));
-    if (!answered) co_return Err{timed_out("waiting for the responses from", url, state->config.request_timeout)};
-    if (!*answered) {
-      ExchangeFailure failure = std::move(*answered).error();
-      if (reused && failure.before_response) {
-        pooled = false;
-        continue;
-      }
-      co_return Err{std::move(failure.error)};
-    }
-    if (connection->reusable() && !close_after) state->give_back(std::move(connection));
-    co_return std::move(*answered).value();
-  }
+  // The whole batch is sent again only if every request in it may be.
+  const bool replayable = std::all_of(requests.begin(), requests.end(),
+                                      [](const ClientRequest& request) { return is_idempotent(request.method); });
+  const std::size_t max_collect = state->config.max_collect;
+  Task<Result<Exchanged<std::vector<CollectedResponse>>, ClientError>> exchanging =
+      exchange_with_one_retry<std::vector<CollectedResponse>>(
+          *state, url, replayable, "waiting for the responses from",
+          [&heads, &requests, max_collect](ClientConnection& connection) {
+            return exchange_pipelined(connection, heads, requests, max_collect);
+          });
+  Result<Exchanged<std::vector<CollectedResponse>>, ClientError> exchanged = co_await std::move(exchanging);
+  if (!exchanged) co_return Err{std::move(exchanged).error()};
+  if (exchanged->connection->reusable() && !close_after) state->give_back(std::move(exchanged->connection));
+  co_return std::move(exchanged->value);
 }
 
 }  // namespace
