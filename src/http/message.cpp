@@ -7,6 +7,7 @@
 
 #include "spindle/http/body.hpp"
 #include "spindle/http/detail/field_syntax.hpp"
+#include "spindle/http/detail/handler.hpp"
 #include "spindle/http/header_map.hpp"
 #include "spindle/http/request.hpp"
 #include "spindle/http/response.hpp"
@@ -234,6 +235,16 @@ Response Response::html(std::string body, Status status) {
 Response Response::empty(Status status) { return Response{status, {}, Body{}}; }
 Response Response::error(Status status, std::string_view message) {
   return json("{\"error\":" + json_quote(message) + "}", status);
+}
+
+std::string detail::describe_exception(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "something that is not a std::exception";
+  }
 }
 
 std::string_view target_path(std::string_view target) noexcept {

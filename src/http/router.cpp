@@ -160,11 +160,5 @@ const Handler* RouterCore::route(Request& request, std::vector<PathParam>& param
   return nullptr;
 }
 
-std::vector<std::string> RouterCore::patterns() const {
-  std::vector<std::string> out;
-  for (const auto& r : routes_->routes) out.push_back(r.pattern);
-  return out;
-}
-
 }  // namespace detail
 }  // namespace spindle::http

@@ -717,17 +717,6 @@ Response handler_failed(std::string_view head, const std::string& what) {
   return Response::error(Status::internal_server_error, "internal server error");
 }
 
-/// What an exception says, for the log.
-std::string describe(const std::exception_ptr& error) {
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    return e.what();
-  } catch (...) {
-    return "something that is not a std::exception";
-  }
-}
-
 /// Awaits a handler's task and hands back what it threw instead of rethrowing it, so that answer() deals
 /// with a failed handler in plain code, without a try block around a co_await.
 struct HandlerOutcome {
@@ -853,7 +842,7 @@ Task<bool> serve_burst(ServerState& server, TcpStream& stream, ConnectionNode& n
         handler = server.router.route(s->request, s->params, response);
         if (handler != nullptr && !handler->may_suspend) response = std::move(std::get<0>(handler->call(s->request)));
       } catch (...) {
-        response = handler_failed(s->unread(), describe(std::current_exception()));
+        response = handler_failed(s->unread(), describe_exception(std::current_exception()));
       }
       if (handler != nullptr && handler->may_suspend) {
         // The handler may wait: what is corked goes out first, so earlier answers are not held back.
@@ -873,7 +862,7 @@ Task<bool> serve_burst(ServerState& server, TcpStream& stream, ConnectionNode& n
           s = nullptr;
         }
         if (started.valid()) co_await HandlerOutcome{started, response, error};
-        if (error) response = handler_failed(s != nullptr ? s->unread() : detached.text(), describe(error));
+        if (error) response = handler_failed(s != nullptr ? s->unread() : detached.text(), describe_exception(error));
       }
       const bool was_detached = s == nullptr;
       if (was_detached) {

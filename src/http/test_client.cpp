@@ -17,16 +17,9 @@ class MemoryBody final : public detail::BodySource {
   std::string_view bytes_;
 };
 
+// As the server answers it, with what was thrown in the message for the test's benefit.
 Response failed(const std::exception_ptr& error) {
-  std::string what = "something that is not a std::exception";
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    what = e.what();
-  } catch (...) {
-  }
-  // As the server answers it, with what was thrown in the message for the test's benefit.
-  return Response::error(Status::internal_server_error, "internal server error: " + what);
+  return Response::error(Status::internal_server_error, "internal server error: " + detail::describe_exception(error));
 }
 
 }  // namespace

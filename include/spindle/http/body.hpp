@@ -41,10 +41,6 @@ class Body {
     const auto* s = std::get_if<std::string>(&content_);
     return s != nullptr ? std::string_view{*s} : std::string_view{};
   }
-  std::string take_bytes() noexcept {
-    auto* s = std::get_if<std::string>(&content_);
-    return s != nullptr ? std::move(*s) : std::string{};
-  }
   /// The size when known up front (not for a stream).
   std::optional<std::size_t> size() const noexcept {
     if (is_stream()) return std::nullopt;

@@ -189,8 +189,6 @@ class RouterCore {
   /// Routes `request` (sets its parameters and matched route): the handler to run, or null and the 404
   /// or 405 answer in `refusal`. `params` is scratch space the request's parameters point into.
   const Handler* route(Request& request, std::vector<PathParam>& params, Response& refusal) const;
-  /// The patterns, in the order added.
-  std::vector<std::string> patterns() const;
 
  private:
   struct Routes;

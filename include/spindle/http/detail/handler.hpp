@@ -1,7 +1,9 @@
 #pragma once
 // The router's erased handler, shared by router.hpp (plain handlers) and extract.hpp (typed ones).
 
+#include <exception>
 #include <functional>
+#include <string>
 #include <variant>
 
 #include "spindle/http/request.hpp"
@@ -22,5 +24,9 @@ struct Handler {
   bool may_suspend = false;
   explicit operator bool() const noexcept { return static_cast<bool>(call); }
 };
+
+/// What a handler's exception says ("something that is not a std::exception" for other throws), for
+/// the log and the test client.
+std::string describe_exception(const std::exception_ptr& error);
 
 }  // namespace spindle::http::detail
