@@ -12,6 +12,7 @@
 #include "spindle/http/request.hpp"
 #include "spindle/http/response.hpp"
 #include "spindle/http/status.hpp"
+#include "spindle/json.hpp"
 
 namespace spindle::http {
 
@@ -182,36 +183,7 @@ Task<bool> BodySender::send(std::string chunk) const {
 
 std::string json_quote(std::string_view text) {
   std::string out;
-  out.reserve(text.size() + 2);
-  out.push_back('"');
-  for (char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-          out += escaped;
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
+  json::write_string(out, text);
   return out;
 }
 

@@ -1,0 +1,121 @@
+// The non-template parts of spindle::json: string escaping, numbers, and the parser's front end.
+
+#include "spindle/json.hpp"
+
+#include <boost/json/parser.hpp>
+#include <cmath>
+
+namespace spindle::json {
+namespace {
+
+/// The length of the well-formed UTF-8 sequence at the start of `text`, or 0 (RFC 3629: no overlongs,
+/// no surrogates, nothing above U+10FFFF).
+std::size_t utf8_sequence_length(std::string_view text) {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char lead = byte(0);
+  std::size_t length = 0;
+  unsigned char low = 0x80, high = 0xBF;  // the allowed range of the second byte
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    if (lead == 0xE0) low = 0xA0;
+    if (lead == 0xED) high = 0x9F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    if (lead == 0xF0) low = 0x90;
+    if (lead == 0xF4) high = 0x8F;
+  } else {
+    return 0;
+  }
+  if (text.size() < length || byte(1) < low || byte(1) > high) return 0;
+  for (std::size_t i = 2; i < length; ++i)
+    if ((byte(i) & 0xC0) != 0x80) return 0;
+  return length;
+}
+
+}  // namespace
+
+void write_string(std::string& out, std::string_view text) {
+  out.reserve(out.size() + text.size() + 2);
+  out.push_back('"');
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x80) {
+      // Invalid UTF-8 (in an error message quoting what a client sent, say) would make the whole
+      // document invalid: each bad byte becomes U+FFFD instead.
+      const std::size_t length = utf8_sequence_length(text.substr(i));
+      if (length == 0) {
+        out += "\\ufffd";
+        ++i;
+      } else {
+        out.append(text.substr(i, length));
+        i += length;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20) {
+          static constexpr char kHex[] = "0123456789abcdef";
+          out += "\\u00";
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 0xF]);
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+    ++i;
+  }
+  out.push_back('"');
+}
+
+namespace detail {
+
+void write_double(std::string& out, double value) {
+  if (!std::isfinite(value)) {
+    out += "null";  // JSON has no NaN or infinity
+    return;
+  }
+  char digits[32];
+  const auto written = std::to_chars(digits, digits + sizeof digits, value);
+  out.append(digits, written.ptr);
+}
+
+Result<boost::json::value, Error> parse(std::string_view text, boost::json::storage_ptr storage,
+                                        const ParseOptions& options) {
+  boost::json::parse_options parse_options;
+  parse_options.max_depth = options.max_depth;
+  boost::json::parser parser{storage, parse_options};
+  boost::system::error_code error;
+  const std::size_t consumed = parser.write_some(text.data(), text.size(), error);
+  // write_some takes the text as the whole document: an unfinished one is an error, and what follows a
+  // finished one is reported here.
+  if (!error && consumed < text.size()) error = boost::json::error::extra_data;
+  if (error) {
+    std::string message = error == boost::json::error::too_deep
+                              ? "nested deeper than " + std::to_string(options.max_depth) + " levels"
+                              : error.message();
+    return Err{Error{Error::Kind::syntax, "invalid JSON at byte " + std::to_string(consumed) + ": " + message, ""}};
+  }
+  return parser.release();
+}
+
+}  // namespace detail
+}  // namespace spindle::json
