@@ -1,6 +1,6 @@
 // The HTTP hello-world service the benchmarks use:
 //   GET /plaintext  Hello, World! (text/plain)
-//   GET /json       {"message":"Hello, World!"}, serialized per request
+//   GET /json       {"message":"Hello, World!"}, serialized per request from a described struct
 //   GET /delay      200 after a 50 ms wait (a stand-in for a database call: the thread serves others)
 //   POST /echo      the request body
 //
@@ -19,7 +19,12 @@ using namespace std::chrono_literals;
 
 Response plaintext(Request) { return Response::text("Hello, World!"); }
 
-Response json(Request) { return Response::json("{\"message\":" + json_quote("Hello, World!") + "}"); }
+struct Message {
+  std::string message;
+};
+BOOST_DESCRIBE_STRUCT(Message, (), (message))
+
+Json<Message> hello_json() { return Json{Message{"Hello, World!"}}; }
 
 // /delay?ms=N waits N ms instead (up to 60 s): the memory benchmark holds 10,000 requests in flight.
 Task<Response> delay(Request request) {
@@ -45,7 +50,7 @@ int main(int argc, char** argv) {
   const examples::ServerArgs args = examples::parse_server_args(argc, argv, "HTTP hello-world server");
   Server server{Router<>{}
                     .route("/plaintext", get(plaintext))
-                    .route("/json", get(json))
+                    .route("/json", get(hello_json))
                     .route("/delay", get(delay))
                     .route("/echo", post(echo))};
   return examples::run_server(args, [&server](TcpListener listener, CancellationToken stop) {

@@ -5,6 +5,8 @@
 #include "spindle/http/client.hpp"
 #include "spindle/http/extract.hpp"
 #include "spindle/http/header_map.hpp"
+#include "spindle/http/layer.hpp"
+#include "spindle/http/middleware.hpp"
 #include "spindle/http/multipart.hpp"
 #include "spindle/http/parser.hpp"
 #include "spindle/http/request.hpp"

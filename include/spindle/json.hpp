@@ -18,6 +18,7 @@
 // and boost::json::value as it is. Parsing is iterative with a nesting limit, so a hostile body nested
 // 100,000 deep is an error, not a stack overflow; conversion recurses only as deep as the parser allowed.
 
+#include <boost/describe/class.hpp>
 #include <boost/describe/enum.hpp>
 #include <boost/describe/enum_from_string.hpp>
 #include <boost/describe/enum_to_string.hpp>
@@ -27,6 +28,7 @@
 #include <boost/json/value.hpp>
 #include <boost/mp11/algorithm.hpp>
 #include <charconv>
+#include <cmath>
 #include <concepts>
 #include <cstdint>
 #include <map>
@@ -77,7 +79,7 @@ template <class T, class C, class A>
 struct is_string_map<std::map<std::string, T, C, A>> : std::true_type {};
 
 template <class T>
-constexpr bool is_described_struct = boost::describe::has_describe_members<T>::value && std::is_class_v<T>;
+constexpr bool is_described_struct = boost::describe::has_describe_members<T>::value&& std::is_class_v<T>;
 template <class T>
 constexpr bool is_described_enum = boost::describe::has_describe_enumerators<T>::value;
 
@@ -120,7 +122,11 @@ class Decoder {
       return fail(std::is_signed_v<T> ? "must be an integer" : "must be a non-negative integer");
     } else if constexpr (std::is_floating_point_v<T>) {
       if (!v.is_number()) return fail("must be a number");
-      out = static_cast<T>(v.to_number<double>());
+      const double number = v.to_number<double>();
+      // 1e999 parses as infinity, which JSON cannot carry back out.
+      if (!std::isfinite(number) || (std::is_same_v<T, float> && std::abs(number) > 3.4028234663852886e38))
+        return fail("is out of range");
+      out = static_cast<T>(number);
       return true;
     } else if constexpr (std::is_same_v<T, std::string>) {
       if (!v.is_string()) return fail("must be a string");

@@ -33,4 +33,115 @@ Task<Result<std::string, Rejection>> Extract<std::string>::from_request(Request&
   co_return std::move(*body);
 }
 
+namespace {
+
+Task<Result<std::string, Rejection>> collect_body(Request& request) {
+  Task<Result<std::string, BodyError>> collecting = request.body().collect();
+  Result<std::string, BodyError> body = co_await std::move(collecting);
+  if (!body) co_return Err{Rejection{body.error().status, std::move(body.error().message), ""}};
+  co_return std::move(*body);
+}
+
+/// The media type alone, lower case: "application/json" for "Application/JSON; charset=utf-8".
+std::string media_type(std::string_view content_type) {
+  content_type = content_type.substr(0, content_type.find(';'));
+  while (!content_type.empty() && (content_type.back() == ' ' || content_type.back() == '\t'))
+    content_type.remove_suffix(1);
+  while (!content_type.empty() && (content_type.front() == ' ' || content_type.front() == '\t'))
+    content_type.remove_prefix(1);
+  std::string lower{content_type};
+  for (char& c : lower)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return lower;
+}
+
+bool is_json_type(std::string_view mime) {
+  return mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"));
+}
+
+}  // namespace
+
+Task<Result<Bytes, Rejection>> Extract<Bytes>::from_request(Request& request) {
+  Task<Result<std::string, Rejection>> collecting = collect_body(request);
+  Result<std::string, Rejection> body = co_await std::move(collecting);
+  if (!body) co_return Err{std::move(body).error()};
+  co_return Bytes{std::move(*body)};
+}
+
+Task<Result<BodyStream, Rejection>> Extract<BodyStream>::from_request(Request& request) {
+  co_return BodyStream{request.body()};
+}
+
+Result<BearerToken, Rejection> Extract<BearerToken>::from_parts(Request& request) {
+  const std::optional<std::string_view> authorization = request.header("authorization");
+  if (!authorization) return Err{Rejection{Status::unauthorized, "missing credentials", "authorization"}};
+  // The scheme is case-insensitive (RFC 9110 §11.1); the token is not.
+  if (authorization->size() <= 7 || !detail::iequals(authorization->substr(0, 7), "bearer "))
+    return Err{Rejection{Status::unauthorized, "expected a bearer token", "authorization"}};
+  std::string_view token = authorization->substr(7);
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  if (token.empty()) return Err{Rejection{Status::unauthorized, "expected a bearer token", "authorization"}};
+  return BearerToken{token};
+}
+
+Result<ContentType, Rejection> Extract<ContentType>::from_parts(Request& request) {
+  const std::optional<std::string_view> type = request.header("content-type");
+  if (!type) return Err{Rejection{Status::unsupported_media_type, "missing Content-Type", "content-type"}};
+  return ContentType{media_type(*type)};
+}
+
+namespace detail {
+
+Task<Result<std::string, Rejection>> read_json_body(Request& request) {
+  const std::optional<std::string_view> type = request.header("content-type");
+  if (!type || !is_json_type(media_type(*type)))
+    co_return Err{Rejection{Status::unsupported_media_type, "expected Content-Type: application/json", "content-type"}};
+  Task<Result<std::string, Rejection>> collecting = collect_body(request);
+  Result<std::string, Rejection> body = co_await std::move(collecting);
+  co_return body;
+}
+
+Task<Result<Pairs, Rejection>> read_form_body(Request& request) {
+  const std::optional<std::string_view> type = request.header("content-type");
+  if (!type || media_type(*type) != "application/x-www-form-urlencoded")
+    co_return Err{Rejection{Status::unsupported_media_type, "expected Content-Type: application/x-www-form-urlencoded",
+                            "content-type"}};
+  Task<Result<std::string, Rejection>> collecting = collect_body(request);
+  Result<std::string, Rejection> body = co_await std::move(collecting);
+  if (!body) co_return Err{std::move(body).error()};
+  auto pairs = parse_query(*body);
+  if (!pairs) co_return Err{Rejection{Status::bad_request, std::string{pairs.error().reason}, ""}};
+  co_return std::move(*pairs);
+}
+
+Rejection json_rejection(json::Error error) {
+  const Status status = error.kind == json::Error::Kind::syntax ? Status::bad_request : Status::unprocessable_entity;
+  return Rejection{status, std::move(error.message), std::move(error.path)};
+}
+
+Response render_rejection(const Request& request, const Rejection& rejection) {
+  if (const RejectionRenderer* render = request.rejection_renderer()) return (*render)(rejection);
+  return rejection.into_response();
+}
+
+}  // namespace detail
+
+Response IntoResponse<Bytes>::into(Bytes bytes) {
+  Response response{Status::ok, {}, Body{std::move(bytes.value)}};
+  response.headers.set_static("content-type", "application/octet-stream");
+  return response;
+}
+
+Response IntoResponse<Body>::into(Body body) {
+  Response response{Status::ok, {}, std::move(body)};
+  response.headers.set_static("content-type", "application/octet-stream");
+  return response;
+}
+
+Response IntoResponse<Redirect>::into(Redirect redirect) {
+  Response response = Response::empty(redirect.status);
+  response.headers.set("location", redirect.location);
+  return response;
+}
+
 }  // namespace spindle::http

@@ -280,7 +280,13 @@ std::optional<SocketAddr> Request::peer_addr() const noexcept {
 
 Task<Result<std::string_view, BodyError>> RequestBody::next() {
   if (source_ == nullptr) co_return std::string_view{};  // no body
-  co_return co_await source_->next();
+  Result<std::string_view, BodyError> piece = co_await source_->next();
+  if (piece && piece->size() > allowed_) {
+    allowed_ = 0;
+    co_return Err{BodyError{Status::payload_too_large, "request body larger than the route allows"}};
+  }
+  if (piece) allowed_ -= piece->size();
+  co_return piece;
 }
 
 Task<Result<std::string, BodyError>> RequestBody::collect(std::size_t limit) {

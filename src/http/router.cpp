@@ -62,26 +62,65 @@ void MethodRouter::wrap(const std::function<detail::Handler(detail::Handler)>& w
 
 namespace detail {
 
+namespace {
+
+// The router's own answers are handlers like any other, so that a router's layers (logging, CORS,
+// request ids) see them too.
+Handler not_found() {
+  return Handler{[](Request& request) -> Reply {
+                   return Reply{std::in_place_index<0>,
+                                Response::error(Status::not_found, "no route for " + std::string{request.path()})};
+                 },
+                 false};
+}
+
+Handler method_not_allowed(const std::string& pattern, std::string allow) {
+  return Handler{[pattern, allow = std::move(allow)](Request& request) -> Reply {
+                   Response refusal =
+                       Response::error(Status::method_not_allowed,
+                                       "method " + std::string{request.method_name()} + " not allowed on " + pattern);
+                   refusal.headers.set("allow", allow);
+                   return Reply{std::in_place_index<0>, std::move(refusal)};
+                 },
+                 false};
+}
+
+}  // namespace
+
 struct RouterCore::Routes {
   struct Route {
     std::string pattern;
     MethodRouter methods;
+    Handler refused_method;  // the 405
   };
   // The tree is rebuilt from `routes` when a router is copied (it maps patterns to indices here).
   PathTree tree;
   std::vector<Route> routes;
   std::unordered_map<std::string, std::uint32_t> index;
-  Handler fallback;
+  Handler fallback = not_found();
+  bool custom_fallback = false;
 
-  void add(std::string_view pattern, MethodRouter methods) {
+  Route& add(std::string_view pattern, MethodRouter methods) {
     if (auto it = index.find(std::string{pattern}); it != index.end()) {
-      routes[it->second].methods.merge(std::move(methods));
-      return;
+      Route& route = routes[it->second];
+      route.methods.merge(std::move(methods));
+      // Layers already applied to this route's 405 are not applied again: layers apply to what the
+      // router had when layer() was called.
+      route.refused_method = method_not_allowed(route.pattern, route.methods.allow());
+      return route;
     }
     const auto id = static_cast<std::uint32_t>(routes.size());
     if (auto inserted = tree.insert(pattern, id); !inserted) throw std::invalid_argument(inserted.error());
-    routes.push_back({std::string{pattern}, std::move(methods)});
+    std::string allow = methods.allow();
+    routes.push_back({std::string{pattern}, std::move(methods), method_not_allowed(std::string{pattern}, allow)});
     index.emplace(std::string{pattern}, id);
+    return routes.back();
+  }
+  /// Adds a copy of another router's route, keeping its layered 405 when the pattern is new here.
+  void add_copy(const std::string& pattern, const Route& from) {
+    const bool is_new = !index.contains(pattern);
+    Route& added = add(pattern, from.methods);
+    if (is_new) added.refused_method = from.refused_method;
   }
 };
 
@@ -106,9 +145,9 @@ void RouterCore::nest(std::string_view prefix, const RouterCore& inner) {
   for (const auto& r : inner.routes_->routes) {
     // "/api" + "/" is "/api" itself, as in Axum.
     std::string pattern = r.pattern == "/" ? std::string{prefix} : std::string{prefix} + r.pattern;
-    routes_->add(pattern, r.methods);
+    routes_->add_copy(pattern, r);
   }
-  if (inner.routes_->fallback) {
+  if (inner.routes_->custom_fallback) {
     // Paths under the prefix that no inner route matches go to the inner router's fallback.
     for (std::string pattern : {std::string{prefix}, std::string{prefix} + "/{*rest}"}) {
       if (routes_->index.contains(pattern)) continue;
@@ -120,14 +159,26 @@ void RouterCore::nest(std::string_view prefix, const RouterCore& inner) {
 }
 
 void RouterCore::merge(const RouterCore& other) {
-  for (const auto& r : other.routes_->routes) routes_->add(r.pattern, r.methods);
-  if (other.routes_->fallback) {
-    if (routes_->fallback) throw std::invalid_argument("merge: both routers have a fallback");
+  for (const auto& r : other.routes_->routes) routes_->add_copy(r.pattern, r);
+  if (other.routes_->custom_fallback) {
+    if (routes_->custom_fallback) throw std::invalid_argument("merge: both routers have a fallback");
     routes_->fallback = other.routes_->fallback;
+    routes_->custom_fallback = true;
   }
 }
 
-void RouterCore::set_fallback(Handler handler) { routes_->fallback = std::move(handler); }
+void RouterCore::set_fallback(Handler handler) {
+  routes_->fallback = std::move(handler);
+  routes_->custom_fallback = true;
+}
+
+void RouterCore::wrap(const std::function<Handler(Handler)>& wrapper, bool matched_routes_only) {
+  for (auto& r : routes_->routes) {
+    r.methods.wrap(wrapper);
+    if (!matched_routes_only) r.refused_method = wrapper(std::move(r.refused_method));
+  }
+  if (!matched_routes_only) routes_->fallback = wrapper(std::move(routes_->fallback));
+}
 
 void RouterCore::bind_state(std::shared_ptr<void> state, const std::type_info& type) {
   auto bind = [&](Handler inner) -> Handler {
@@ -138,26 +189,20 @@ void RouterCore::bind_state(std::shared_ptr<void> state, const std::type_info& t
                    },
                    may_suspend};
   };
-  for (auto& r : routes_->routes) r.methods.wrap(bind);
-  if (routes_->fallback) routes_->fallback = bind(std::move(routes_->fallback));
+  wrap(bind, false);
 }
 
-const Handler* RouterCore::route(Request& request, std::vector<PathParam>& params, Response& refusal) const {
+const Handler& RouterCore::route(Request& request, std::vector<PathParam>& params) const {
   const std::optional<std::uint32_t> id = routes_->tree.match(request.path(), params);
   if (!id) {
     request.set_params({}, {});
-    if (routes_->fallback) return &routes_->fallback;
-    refusal = Response::error(Status::not_found, "no route for " + std::string{request.path()});
-    return nullptr;
+    return routes_->fallback;
   }
   const Routes::Route& route = routes_->routes[*id];
   request.set_params(params, route.pattern);
-  if (const Handler* handler = route.methods.find(request.method())) return handler;
-  if (routes_->fallback) return &routes_->fallback;
-  refusal = Response::error(Status::method_not_allowed,
-                            "method " + std::string{request.method_name()} + " not allowed on " + route.pattern);
-  refusal.headers.set("allow", route.methods.allow());
-  return nullptr;
+  if (const Handler* handler = route.methods.find(request.method())) return *handler;
+  if (routes_->custom_fallback) return routes_->fallback;
+  return route.refused_method;
 }
 
 }  // namespace detail

@@ -839,12 +839,12 @@ Task<bool> serve_burst(ServerState& server, TcpStream& stream, ConnectionNode& n
       DetachedHead detached;
       const Handler* handler = nullptr;
       try {
-        handler = server.router.route(s->request, s->params, response);
-        if (handler != nullptr && !handler->may_suspend) response = std::move(std::get<0>(handler->call(s->request)));
+        handler = &server.router.route(s->request, s->params);
+        if (!handler->may_suspend) response = std::move(std::get<0>(handler->call(s->request)));
       } catch (...) {
         response = handler_failed(s->unread(), describe_exception(std::current_exception()));
       }
-      if (handler != nullptr && handler->may_suspend) {
+      if (handler != nullptr && handler->may_suspend) {  // null: routing itself threw
         // The handler may wait: what is corked goes out first, so earlier answers are not held back.
         if (!s->out.empty()) {
           const bool flushed = co_await s->flush(Phase::handler);

@@ -51,14 +51,11 @@ Task<Response> TestClient::send(Method method, std::string_view target, HeaderMa
   std::exception_ptr error;
   Task<Response> pending;
   try {
-    const detail::Handler* handler = router_.core().route(request, params, response);
-    if (handler != nullptr) {
-      detail::Reply reply = handler->call(request);
-      if (reply.index() == 0)
-        response = std::move(std::get<0>(reply));
-      else
-        pending = std::move(std::get<1>(reply));
-    }
+    detail::Reply reply = router_.core().route(request, params).call(request);
+    if (reply.index() == 0)
+      response = std::move(std::get<0>(reply));
+    else
+      pending = std::move(std::get<1>(reply));
   } catch (...) {
     error = std::current_exception();
   }

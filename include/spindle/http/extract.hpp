@@ -15,10 +15,11 @@
 // cannot become a response stops the compilation with a static_assert saying which.
 //
 // When an extractor refuses a request, the handler does not run and the rejection is the answer:
-// 400 for malformed input (a bad percent-escape, a path parameter of the wrong type), 422 for
-// well-formed input of the wrong shape (a query parameter of the wrong type), 413 over a limit,
-// 500 for a misconfigured router; the body is {"error": ..., "field": ...}. A handler that wants to
-// decide itself takes std::optional<X> or Result<X, Rejection> instead of X.
+// 400 for malformed input (bad JSON, a bad percent-escape, a path parameter of the wrong type), 422 for
+// well-formed input of the wrong shape (a missing or mistyped JSON member or query parameter), 415 for
+// the wrong Content-Type, 413 over a limit, 500 for a misconfigured router; the body is
+// {"error": ..., "field": ...}. A handler that wants to decide itself takes std::optional<X> or
+// Result<X, Rejection> instead of X; Router::on_rejection replaces the rendering of them all.
 
 #include <charconv>
 #include <concepts>
@@ -37,6 +38,7 @@
 #include "spindle/http/request.hpp"
 #include "spindle/http/response.hpp"
 #include "spindle/http/url.hpp"
+#include "spindle/json.hpp"
 #include "spindle/result.hpp"
 #include "spindle/runtime/task.hpp"
 
@@ -111,15 +113,20 @@ std::optional<T> convert_text(std::string_view text) {
     const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (error != std::errc{} || end != text.data() + text.size() || text.empty()) return std::nullopt;
     return value;
+  } else if constexpr (json::detail::is_described_enum<T>) {
+    T value{};
+    if (!boost::describe::enum_from_string(std::string{text}.c_str(), value)) return std::nullopt;
+    return value;
   } else {
     static_assert(sizeof(T) == 0,
-                  "this type cannot be read from text: use an integer, a floating-point type, bool "
-                  "or std::string");
+                  "this type cannot be read from text: use an integer, a floating-point type, bool, "
+                  "std::string or an enum declared with BOOST_DESCRIBE_ENUM");
   }
 }
 
 template <class T>
-constexpr std::string_view kind_of() {
+std::string kind_of() {
+  if constexpr (json::detail::is_described_enum<T>) return "one of " + json::detail::enumerator_names<T>();
   if constexpr (std::is_same_v<T, bool>) return "true or false";
   if constexpr (std::is_integral_v<T> && std::is_signed_v<T>) return "an integer";
   if constexpr (std::is_integral_v<T>) return "a non-negative integer";
@@ -132,11 +139,56 @@ struct is_tuple : std::false_type {};
 template <class... Ts>
 struct is_tuple<std::tuple<Ts...>> : std::true_type {};
 
+using Pairs = std::vector<std::pair<std::string, std::string>>;
+
+/// A described struct from name/value pairs (a query string, a form, path parameters): each member by
+/// its name, std::optional members may be absent, std::vector members collect every repeat. A value of
+/// the wrong type or a missing member is refused with `status`, naming the member.
+template <class T>
+Result<T, Rejection> from_pairs(const Pairs& pairs, Status status) {
+  T value{};
+  std::optional<Rejection> refused;
+  boost::mp11::mp_for_each<boost::describe::describe_members<T, boost::describe::mod_public>>([&](auto d) {
+    if (refused) return;
+    using Member = std::remove_cvref_t<decltype(value.*d.pointer)>;
+    auto convert = [&]<class V>(std::string_view text, V& into) {
+      auto converted = convert_text<V>(text);
+      if (!converted) {
+        refused = Rejection{status, "must be " + kind_of<V>(), d.name};
+        return;
+      }
+      into = std::move(*converted);
+    };
+    const auto find = [&]() -> const std::string* {
+      for (const auto& [name, text] : pairs)
+        if (name == d.name) return &text;
+      return nullptr;
+    };
+    if constexpr (json::detail::is_vector<Member>::value) {
+      for (const auto& [name, text] : pairs)
+        if (name == d.name && !refused) convert(text, (value.*d.pointer).emplace_back());
+    } else if constexpr (json::detail::is_optional<Member>::value) {
+      if (const std::string* text = find()) convert(*text, (value.*d.pointer).emplace());
+    } else {
+      if (const std::string* text = find())
+        convert(*text, value.*d.pointer);
+      else
+        refused = Rejection{status, "is missing", d.name};
+    }
+  });
+  if (refused) return Err{std::move(*refused)};
+  return value;
+}
+
+/// The rejection's response, rendered by the router's on_rejection if it has one.
+Response render_rejection(const Request& request, const Rejection& rejection);
+
 }  // namespace detail
 
-/// The route's path parameters, percent-decoded and converted: one value (`Path<int>` for "/users/{id}")
-/// or a tuple of them in the route's order (`Path<std::tuple<int, std::string>>`). A value of the wrong
-/// type or a bad escape is a 400 naming the parameter.
+/// The route's path parameters, percent-decoded and converted: one value (`Path<int>` for "/users/{id}"),
+/// a tuple of them in the route's order (`Path<std::tuple<int, std::string>>`), or a described struct
+/// whose members are named like the parameters. A value of the wrong type or a bad escape is a 400
+/// naming the parameter.
 template <class T>
 struct Path {
   T value;
@@ -149,7 +201,18 @@ template <class T>
 struct Extract<Path<T>> {
   static Result<Path<T>, Rejection> from_parts(Request& request) {
     const auto params = request.params();
-    if constexpr (detail::is_tuple<T>::value) {
+    if constexpr (json::detail::is_described_struct<T> && !detail::is_tuple<T>::value) {
+      detail::Pairs pairs;
+      for (const PathParam& param : params) {
+        auto decoded = percent_decode(param.value);
+        if (!decoded)
+          return Err{Rejection{Status::bad_request, std::string{decoded.error().reason}, std::string{param.name}}};
+        pairs.emplace_back(std::string{param.name}, std::move(*decoded));
+      }
+      auto value = detail::from_pairs<T>(pairs, Status::bad_request);
+      if (!value) return Err{std::move(value).error()};
+      return Path<T>{std::move(*value)};
+    } else if constexpr (detail::is_tuple<T>::value) {
       constexpr std::size_t count = std::tuple_size_v<T>;
       if (params.size() != count) return Err{wrong_count(params.size(), count)};
       T values;
@@ -186,15 +249,20 @@ struct Extract<Path<T>> {
     }
     auto value = detail::convert_text<V>(*decoded);
     if (!value) {
-      refused = Rejection{Status::bad_request, "must be " + std::string{detail::kind_of<V>()}, std::string{param.name}};
+      refused = Rejection{Status::bad_request, "must be " + detail::kind_of<V>(), std::string{param.name}};
       return;
     }
     into = std::move(*value);
   }
 };
 
-/// The decoded query string as name/value pairs (`Query<std::map<std::string, std::string>>`, or a
-/// vector of pairs to keep repeats and order). A bad escape is a 400.
+/// The decoded query string: a described struct (`Query<Page>` for "?limit=10&offset=20"; a missing or
+/// mistyped member is a 422 naming it), or the raw name/value pairs (`Query<std::map<std::string,
+/// std::string>>`, or a vector of pairs to keep repeats and order). A bad escape is a 400.
+///
+///   struct Page { std::optional<int> limit; std::optional<int> offset; };
+///   BOOST_DESCRIBE_STRUCT(Page, (), (limit, offset))
+///   std::string list(Query<Page> page) { return std::to_string(page->limit.value_or(50)); }
 template <class T>
 struct Query {
   T value;
@@ -205,14 +273,18 @@ struct Query {
 
 template <class T>
 struct Extract<Query<T>> {
-  static_assert(
-      std::is_same_v<T, std::map<std::string, std::string>> ||
-          std::is_same_v<T, std::vector<std::pair<std::string, std::string>>>,
-      "Query<T> takes std::map<std::string, std::string> or std::vector<std::pair<std::string, std::string>>");
+  static_assert(json::detail::is_described_struct<T> || std::is_same_v<T, std::map<std::string, std::string>> ||
+                    std::is_same_v<T, std::vector<std::pair<std::string, std::string>>>,
+                "Query<T> takes a struct declared with BOOST_DESCRIBE_STRUCT, std::map<std::string, std::string> "
+                "or std::vector<std::pair<std::string, std::string>>");
   static Result<Query<T>, Rejection> from_parts(Request& request) {
     auto pairs = parse_query(request.query());
     if (!pairs) return Err{Rejection{Status::bad_request, std::string{pairs.error().reason}, ""}};
-    if constexpr (std::is_same_v<T, std::map<std::string, std::string>>) {
+    if constexpr (json::detail::is_described_struct<T>) {
+      auto value = detail::from_pairs<T>(*pairs, Status::unprocessable_entity);
+      if (!value) return Err{std::move(value).error()};
+      return Query<T>{std::move(*value)};
+    } else if constexpr (std::is_same_v<T, std::map<std::string, std::string>>) {
       T map;
       for (auto& [name, value] : *pairs) map.insert_or_assign(std::move(name), std::move(value));  // the last wins
       return Query<T>{std::move(map)};
@@ -255,6 +327,180 @@ struct Extract<ConnectInfo> {
 template <>
 struct Extract<std::string> {
   static Task<Result<std::string, Rejection>> from_request(Request& request);
+};
+
+/// The whole body as bytes, whatever they are: 413 over the server's body limit.
+struct Bytes {
+  std::string value;
+  std::string& operator*() noexcept { return value; }
+  std::string* operator->() noexcept { return &value; }
+};
+
+template <>
+struct Extract<Bytes> {
+  static Task<Result<Bytes, Rejection>> from_request(Request& request);
+};
+
+/// The body as it arrives, piece by piece (uploads too large to hold, proxies). Each piece is a view
+/// valid until the next call; an empty one marks the end.
+///
+///   Task<Response> upload(BodyStream body) {
+///     for (;;) {
+///       Result<std::string_view, BodyError> piece = co_await body.next();
+///       if (!piece) co_return Response::error(piece.error().status, piece.error().message);
+///       if (piece->empty()) break;
+///       co_await file.write(*piece);
+///     }
+///     co_return Response::empty(Status::no_content);
+///   }
+class BodyStream {
+ public:
+  // The request lives in the handler's frame for the handler's whole run, so this pointer stays valid.
+  explicit BodyStream(RequestBody& body) noexcept : body_(&body) {}
+  Task<Result<std::string_view, BodyError>> next() { return body_->next(); }
+  std::optional<std::uint64_t> content_length() const noexcept { return body_->content_length(); }
+
+ private:
+  RequestBody* body_;
+};
+
+template <>
+struct Extract<BodyStream> {
+  static Task<Result<BodyStream, Rejection>> from_request(Request& request);
+};
+
+namespace detail {
+/// The body of a request that must be JSON: 415 for another Content-Type, 413 over the limit.
+Task<Result<std::string, Rejection>> read_json_body(Request& request);
+/// The body of a request that must be a urlencoded form, decoded into pairs (415, 413, 400).
+Task<Result<Pairs, Rejection>> read_form_body(Request& request);
+/// A JSON error as a rejection: 400 for bad syntax, 422 naming the member for the wrong shape.
+Rejection json_rejection(json::Error error);
+}  // namespace detail
+
+/// A JSON body read into T (a struct declared with BOOST_DESCRIBE_STRUCT, a vector, a map, ...), or a
+/// JSON response written from one. The request needs `Content-Type: application/json` (or `+json`):
+/// 415 otherwise; malformed JSON (or nested deeper than 64) is a 400, a missing or mistyped member a
+/// 422 naming it ("items[2].price").
+///
+///   Task<Json<User>> create_user(State<App> app, Json<NewUser> body) {
+///     co_return Json{co_await app->users.create(std::move(*body))};
+///   }
+template <class T>
+struct Json {
+  T value;
+  T& operator*() noexcept { return value; }
+  const T& operator*() const noexcept { return value; }
+  T* operator->() noexcept { return &value; }
+  const T* operator->() const noexcept { return &value; }
+};
+template <class T>
+Json(T) -> Json<T>;
+
+template <class T>
+struct Extract<Json<T>> {
+  static Task<Result<Json<T>, Rejection>> from_request(Request& request) {
+    Task<Result<std::string, Rejection>> reading = detail::read_json_body(request);
+    Result<std::string, Rejection> body = co_await std::move(reading);
+    if (!body) co_return Err{std::move(body).error()};
+    Result<T, json::Error> parsed = json::from_string<T>(*body);
+    if (!parsed) co_return Err{detail::json_rejection(std::move(parsed).error())};
+    co_return Json<T>{std::move(*parsed)};
+  }
+};
+
+/// An `application/x-www-form-urlencoded` body (an HTML form) read into a described struct, member by
+/// name as for Query<T>: 415 for another Content-Type, 400 for a bad escape, 422 naming a missing or
+/// mistyped member.
+template <class T>
+struct Form {
+  T value;
+  T& operator*() noexcept { return value; }
+  const T& operator*() const noexcept { return value; }
+  T* operator->() noexcept { return &value; }
+};
+
+template <class T>
+struct Extract<Form<T>> {
+  static_assert(json::detail::is_described_struct<T>, "Form<T> takes a struct declared with BOOST_DESCRIBE_STRUCT");
+  static Task<Result<Form<T>, Rejection>> from_request(Request& request) {
+    Task<Result<detail::Pairs, Rejection>> reading = detail::read_form_body(request);
+    Result<detail::Pairs, Rejection> pairs = co_await std::move(reading);
+    if (!pairs) co_return Err{std::move(pairs).error()};
+    Result<T, Rejection> value = detail::from_pairs<T>(*pairs, Status::unprocessable_entity);
+    if (!value) co_return Err{std::move(value).error()};
+    co_return Form<T>{std::move(*value)};
+  }
+};
+
+/// A value a middleware attached to the request (request.extensions().insert(...)), copied. Missing is
+/// a 500: the layer that provides it is not on this route.
+///
+///   std::string whoami(Extension<CurrentUser> user) { return user->name; }
+template <class T>
+struct Extension {
+  T value;
+  T& operator*() noexcept { return value; }
+  const T& operator*() const noexcept { return value; }
+  T* operator->() noexcept { return &value; }
+  const T* operator->() const noexcept { return &value; }
+};
+
+template <class T>
+struct Extract<Extension<T>> {
+  static Result<Extension<T>, Rejection> from_parts(Request& request) {
+    if (const T* found = request.extension<T>()) return Extension<T>{*found};
+    return Err{Rejection{Status::internal_server_error,
+                         "a handler wants an extension that no layer on its route provides", ""}};
+  }
+};
+
+/// A header name as a template argument: Header<"x-api-key">.
+template <std::size_t N>
+struct HeaderName {
+  char text[N]{};
+  constexpr HeaderName(const char (&name)[N]) noexcept {  // NOLINT: implicit by design
+    for (std::size_t i = 0; i < N; ++i) text[i] = name[i];
+  }
+  constexpr std::string_view view() const noexcept { return {text, N - 1}; }
+};
+
+/// One header field's value by name, required: a 400 naming it when absent (take
+/// std::optional<Header<"...">> when it may be). The view is valid while the handler runs.
+///
+///   std::string key(Header<"x-api-key"> key) { return std::string{key.value}; }
+template <HeaderName Name>
+struct Header {
+  std::string_view value;
+};
+
+template <HeaderName Name>
+struct Extract<Header<Name>> {
+  static Result<Header<Name>, Rejection> from_parts(Request& request) {
+    if (auto value = request.header(Name.view())) return Header<Name>{*value};
+    return Err{Rejection{Status::bad_request, "missing header", std::string{Name.view()}}};
+  }
+};
+
+/// The token of `Authorization: Bearer <token>`: a 401 when absent or of another scheme.
+struct BearerToken {
+  std::string_view token;
+};
+
+template <>
+struct Extract<BearerToken> {
+  static Result<BearerToken, Rejection> from_parts(Request& request);
+};
+
+/// The media type of the request body, lower case and without parameters ("application/json" for
+/// "Application/JSON; charset=utf-8"): a 415 when the request has none.
+struct ContentType {
+  std::string mime;
+};
+
+template <>
+struct Extract<ContentType> {
+  static Result<ContentType, Rejection> from_parts(Request& request);
 };
 
 /// Any extractor, made optional: nullopt instead of a rejection.
@@ -329,6 +575,67 @@ struct IntoResponse<std::pair<Status, T>> {
     return response;
   }
 };
+/// Headers on top of a body's response (they replace the body's own of the same name):
+/// `return std::tuple{Status::created, headers, Json{user}};` or `std::pair{headers, text}`.
+template <Responder T>
+struct IntoResponse<std::tuple<Status, HeaderMap, T>> {
+  static Response into(std::tuple<Status, HeaderMap, T> value) {
+    Response response = IntoResponse<T>::into(std::move(std::get<2>(value)));
+    response.status = std::get<0>(value);
+    for (const auto& field : std::get<1>(value)) response.headers.set(field.name, field.value);
+    return response;
+  }
+};
+template <Responder T>
+struct IntoResponse<std::pair<HeaderMap, T>> {
+  static Response into(std::pair<HeaderMap, T> value) {
+    Response response = IntoResponse<T>::into(std::move(value.second));
+    for (const auto& field : value.first) response.headers.set(field.name, field.value);
+    return response;
+  }
+};
+/// JSON written from the value straight into the body's buffer: 200, application/json.
+template <class T>
+struct IntoResponse<Json<T>> {
+  static Response into(const Json<T>& value) { return Response::json(json::to_string(value.value)); }
+};
+/// Bytes: 200, application/octet-stream.
+template <>
+struct IntoResponse<Bytes> {
+  static Response into(Bytes bytes);
+};
+/// A body as it is (a stream from Body::channel, say): 200, application/octet-stream unless the
+/// handler wraps it with headers of its own.
+template <>
+struct IntoResponse<Body> {
+  static Response into(Body body);
+};
+
+/// An HTML page: 200, text/html.
+struct Html {
+  std::string value;
+};
+template <>
+struct IntoResponse<Html> {
+  static Response into(Html html) { return Response::html(std::move(html.value)); }
+};
+
+/// A redirect: `return Redirect::to("/login");`
+struct Redirect {
+  Status status;
+  std::string location;
+  /// 303 See Other: the client follows with a GET (after a form's POST).
+  static Redirect to(std::string_view location) { return {Status::see_other, std::string{location}}; }
+  /// 307: the client repeats the same method and body at the new place.
+  static Redirect temporary(std::string_view location) { return {Status::temporary_redirect, std::string{location}}; }
+  /// 308: the same, and the client may remember it.
+  static Redirect permanent(std::string_view location) { return {Status::permanent_redirect, std::string{location}}; }
+};
+template <>
+struct IntoResponse<Redirect> {
+  static Response into(Redirect redirect);
+};
+
 /// The value's response, or the error's: the AppError pattern.
 template <Responder T, Responder E>
 struct IntoResponse<Result<T, E>> {
@@ -377,8 +684,10 @@ template <std::size_t Position, class Parameter>
 struct ParameterIsNotAnExtractor {
   static_assert(Extractor<Parameter>,
                 "a handler parameter is not an extractor (its position, counted from 0, and its type are in "
-                "the note above this line): take Request, State<S>, Path<T>, Query<T>, Headers, ConnectInfo, "
-                "std::string, or std::optional / Result<X, Rejection> of one of them");
+                "the note above this line): take State<S>, Path<T>, Query<T>, Json<T>, Form<T>, Headers, "
+                "Header<\"name\">, BearerToken, ContentType, ConnectInfo, Extension<T>, std::string, Bytes, "
+                "BodyStream, Multipart, Request, or std::optional / Result<X, Rejection> of one of them "
+                "(or specialize Extract<T>)");
   static constexpr bool ok = true;
 };
 
@@ -396,7 +705,7 @@ bool extract_part(Request& request, std::optional<P>& into, Response& rejected) 
   } else {
     Result<P, Rejection> got = Extract<P>::from_parts(request);
     if (!got) {
-      rejected = got.error().into_response();
+      rejected = render_rejection(request, got.error());
       return false;
     }
     into.emplace(std::move(*got));
@@ -436,7 +745,7 @@ Task<Response> call_later(std::shared_ptr<F> handler, Request request) {
   if constexpr (body_last) {
     Task<Result<Last, Rejection>> extracting = Extract<Last>::from_request(request);
     Result<Last, Rejection> got = co_await std::move(extracting);
-    if (!got) co_return got.error().into_response();
+    if (!got) co_return render_rejection(request, got.error());
     std::get<count - 1>(arguments).emplace(std::move(*got));
   }
   if constexpr (is_task<R>::value) {
@@ -457,12 +766,14 @@ Handler typed_handler(F handler, std::tuple<Ps...>*) {
                 "only a handler's last parameter may consume the body (Request, std::string, ...): move it last");
   if constexpr (is_task<R>::value) {
     static_assert(Responder<typename is_task<R>::value_type>,
-                  "the handler's Task result cannot become a response: return Response, std::string, Status, "
-                  "std::pair<Status, X> or Result<X, E> of those (or specialize IntoResponse)");
+                  "the handler's Task result cannot become a response: return Response, std::string, Json<T>, Html, "
+                  "Redirect, Bytes, Body, Status, std::pair<Status, X>, std::tuple<Status, HeaderMap, X> or "
+                  "Result<X, E> of those (or specialize IntoResponse)");
   } else {
     static_assert(Responder<R>,
-                  "the handler's result cannot become a response: return Response, std::string, Status, "
-                  "std::pair<Status, X> or Result<X, E> of those (or specialize IntoResponse)");
+                  "the handler's result cannot become a response: return Response, std::string, Json<T>, Html, "
+                  "Redirect, Bytes, Body, Status, std::pair<Status, X>, std::tuple<Status, HeaderMap, X> or "
+                  "Result<X, E> of those (or specialize IntoResponse)");
   }
   constexpr bool waits = is_task<R>::value || (BodyExtractor<Ps> || ...);
   auto shared = std::make_shared<F>(std::move(handler));

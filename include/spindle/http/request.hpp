@@ -4,12 +4,15 @@
 // keeps anything past that copies it (std::string{request.path()}).
 
 #include <cstdint>
+#include <functional>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <typeinfo>
+#include <vector>
 
 #include "spindle/http/detail/path_tree.hpp"
 #include "spindle/http/parser.hpp"
@@ -62,12 +65,56 @@ class RequestBody {
   Task<Result<std::string_view, BodyError>> next();
   /// The whole body, or 413 once it exceeds `limit` bytes (the server's body limit applies too).
   Task<Result<std::string, BodyError>> collect(std::size_t limit = std::numeric_limits<std::size_t>::max());
+  /// Lowers the number of bytes still allowed to `limit`: reading past it is a 413 (the body_limit
+  /// layer sets this for the handlers it wraps).
+  void limit(std::uint64_t limit) noexcept {
+    if (limit < allowed_) allowed_ = limit;
+  }
 
  private:
   detail::BodySource* source_ = nullptr;
+  std::uint64_t allowed_ = UINT64_MAX;
   // Not an optional: a Request is in every waiting handler's frame, and this saves 8 of its bytes.
   static constexpr std::uint64_t kUnknown = UINT64_MAX;
   std::uint64_t content_length_ = kUnknown;
+};
+
+struct Rejection;
+struct Response;
+/// Renders every rejection of a router's extractors (Router::on_rejection).
+using RejectionRenderer = std::function<Response(const Rejection&)>;
+
+/// Values attached to a request by middleware (an authenticated user, a request id), one per type,
+/// read by handlers with the Extension<T> extractor.
+///
+///   request.extensions().insert(CurrentUser{42});
+///   const CurrentUser* user = request.extensions().get<CurrentUser>();
+class Extensions {
+ public:
+  /// Sets the value of type T (replacing an earlier one).
+  template <class T>
+  void insert(T value) {
+    for (Entry& entry : entries_)
+      if (*entry.type == typeid(T)) {
+        entry.value = std::make_shared<T>(std::move(value));
+        return;
+      }
+    entries_.push_back(Entry{&typeid(T), std::make_shared<T>(std::move(value))});
+  }
+  /// The value of type T, or null.
+  template <class T>
+  T* get() const noexcept {
+    for (const Entry& entry : entries_)
+      if (*entry.type == typeid(T)) return static_cast<T*>(entry.value.get());
+    return nullptr;
+  }
+
+ private:
+  struct Entry {
+    const std::type_info* type;
+    std::shared_ptr<void> value;
+  };
+  std::vector<Entry> entries_;
 };
 
 /// An HTTP request as a handler sees it.
@@ -111,6 +158,17 @@ class Request {
   /// The client's address (asked of the socket when called).
   std::optional<SocketAddr> peer_addr() const noexcept;
 
+  /// What middleware attached to this request (created on first use: most requests have none).
+  Extensions& extensions() {
+    if (!extensions_) extensions_ = std::make_unique<Extensions>();
+    return *extensions_;
+  }
+  /// The extension of type T, or null.
+  template <class T>
+  T* extension() const noexcept {
+    return extensions_ ? extensions_->get<T>() : nullptr;
+  }
+
   /// The application state given to Router::with_state, if it is a T.
   template <class T>
   T* state() const noexcept {
@@ -127,6 +185,8 @@ class Request {
     state_type_ = type;
   }
   void set_socket(int fd) noexcept { fd_ = fd; }
+  void set_rejection_renderer(const RejectionRenderer* renderer) noexcept { rejection_renderer_ = renderer; }
+  const RejectionRenderer* rejection_renderer() const noexcept { return rejection_renderer_; }
   /// Points the request's views at a copy of the `size` bytes they pointed into (from `from` to `to`),
   /// and its field and parameter arrays at copies: the server moves a request out of its read buffer
   /// this way before a handler that may wait, so the buffer can serve other connections meanwhile.
@@ -145,6 +205,8 @@ class Request {
   RequestBody body_;
   void* state_ = nullptr;
   const std::type_info* state_type_ = nullptr;
+  std::unique_ptr<Extensions> extensions_;
+  const RejectionRenderer* rejection_renderer_ = nullptr;
 };
 
 /// The path part of a request target: the origin form's path, or the path of an absolute form

@@ -10,6 +10,7 @@
 #include <array>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -20,6 +21,7 @@
 
 #include "spindle/http/detail/handler.hpp"
 #include "spindle/http/extract.hpp"
+#include "spindle/http/layer.hpp"
 #include "spindle/http/request.hpp"
 #include "spindle/http/response.hpp"
 #include "spindle/runtime/task.hpp"
@@ -104,6 +106,11 @@ class MethodRouter {
   decltype(auto) options(F h) && {
     return std::move(*this).on(Method::options, std::move(h));
   }
+  /// Wraps the handlers added so far in `layer` (per-route middleware).
+  MethodRouter&& layer(const Layer& layer) && {
+    wrap([&](detail::Handler inner) { return layer.apply(std::move(inner)); });
+    return std::move(*this);
+  }
   /// A handler for every method that has none of its own.
   template <class F>
   MethodRouter&& any(F h) && {
@@ -185,10 +192,12 @@ class RouterCore {
   void merge(const RouterCore& other);
   void set_fallback(Handler handler);
   void bind_state(std::shared_ptr<void> state, const std::type_info& type);
+  /// Wraps every route's handlers, and unless `matched_routes_only` the 405s and the fallback too.
+  void wrap(const std::function<Handler(Handler)>& wrapper, bool matched_routes_only);
 
-  /// Routes `request` (sets its parameters and matched route): the handler to run, or null and the 404
-  /// or 405 answer in `refusal`. `params` is scratch space the request's parameters point into.
-  const Handler* route(Request& request, std::vector<PathParam>& params, Response& refusal) const;
+  /// Routes `request` (sets its parameters and matched route): the handler to run, which is the 404 or
+  /// 405 answer when nothing matches. `params` is scratch space the request's parameters point into.
+  const Handler& route(Request& request, std::vector<PathParam>& params) const;
 
  private:
   struct Routes;
@@ -243,6 +252,58 @@ class Router {
   Router&& fallback(F handler) && {
     return std::move(fallback(std::move(handler)));
   }
+  /// Serves every path under `prefix` with one handler (ServeDir, a proxied service): "/static" and
+  /// "/static/{*path}" both go to it, with the rest of the path as its last parameter.
+  template <class F>
+  Router& nest_service(std::string_view prefix, F handler) & {
+    if (prefix.empty() || prefix.front() != '/' || prefix.back() == '/')
+      throw std::invalid_argument("nest_service prefix must start with '/' and not end with one: " +
+                                  std::string{prefix});
+    core_.route(prefix, MethodRouter{}.any(handler));
+    core_.route(std::string{prefix} + "/{*path}", MethodRouter{}.any(std::move(handler)));
+    return *this;
+  }
+  template <class F>
+  Router&& nest_service(std::string_view prefix, F handler) && {
+    return std::move(nest_service(prefix, std::move(handler)));
+  }
+  /// Wraps everything the router has so far in `layer`: its routes, its 405 answers and its fallback
+  /// (the 404), so logging, CORS or a request id see every request. Routes added later are not wrapped.
+  /// The last layer added is the outermost: it runs first.
+  Router& layer(const Layer& layer) & {
+    core_.wrap([&](detail::Handler inner) { return layer.apply(std::move(inner)); }, false);
+    return *this;
+  }
+  Router&& layer(const Layer& layer) && { return std::move(this->layer(layer)); }
+  /// Like layer, but only for requests that match a route and method: an authentication layer added this
+  /// way lets unknown paths get their 404 rather than a 401.
+  Router& route_layer(const Layer& layer) & {
+    core_.wrap([&](detail::Handler inner) { return layer.apply(std::move(inner)); }, true);
+    return *this;
+  }
+  Router&& route_layer(const Layer& layer) && { return std::move(route_layer(layer)); }
+  /// Renders every rejection of the extractors of the handlers the router has so far (instead of
+  /// {"error": ..., "field": ...}): one place for an application's own error shape. A nested router's own
+  /// renderer wins for its routes.
+  ///
+  ///   router.on_rejection([](const Rejection& r) {
+  ///     return Response::json(fmt::format(R"({{"problem":{}}})", json_quote(r.message)), r.status);
+  ///   });
+  Router& on_rejection(RejectionRenderer render) & {
+    auto shared = std::make_shared<const RejectionRenderer>(std::move(render));
+    core_.wrap(
+        [shared](detail::Handler inner) {
+          return detail::Handler{[shared, call = std::move(inner.call)](Request& request) {
+                                   if (request.rejection_renderer() == nullptr)
+                                     request.set_rejection_renderer(shared.get());
+                                   return call(request);
+                                 },
+                                 inner.may_suspend};
+        },
+        false);
+    return *this;
+  }
+  Router&& on_rejection(RejectionRenderer render) && { return std::move(on_rejection(std::move(render))); }
   /// Gives the handlers their state; request.state<S>() finds it.
   template <class T = S>
   requires(!std::is_void_v<T> && std::is_same_v<T, S>) Router<> with_state(T state) && {

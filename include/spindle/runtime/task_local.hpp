@@ -28,6 +28,16 @@ class TaskLocal {
     return scoped(this, std::move(value), std::move(task));
   }
 
+  /// Runs the synchronous `function` with this key set to `value` (outside a task, simply runs it).
+  ///
+  ///   request_id.with(id, [&] { return handle_now(request); });
+  template <class F>
+  decltype(auto) with(T& value, F&& function) const {
+    if (detail::current_task() == nullptr) return std::forward<F>(function)();
+    ScopeGuard guard(this, &value);
+    return std::forward<F>(function)();
+  }
+
   /// The value of the innermost scope in the current task, or null outside any.
   T* try_get() const noexcept {
     const detail::TaskHeader* task = detail::current_task();
