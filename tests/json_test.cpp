@@ -36,7 +36,8 @@ struct User {
 BOOST_DESCRIBE_STRUCT(User, (), (id, name, role, addresses, score, active, levels))
 
 User sample() {
-  return User{7, "Ada \"the first\"\n", Role::admin, {{"London", "N1"}, {"Paris", std::nullopt}}, 2.5, true, {{"go", 3}}};
+  return User{7,          "Ada \"the first\"\n", Role::admin, {{"London", "N1"}, {"Paris", std::nullopt}}, 2.5, true,
+              {{"go", 3}}};
 }
 
 }  // namespace
@@ -120,4 +121,13 @@ TEST(Json, StringsAreEscapedAndInvalidUtf8Replaced) {
   json::write_string(out, std::string{"a\x01\t\"\\\xc3\xa9\xff\xe2\x82", 10});
   EXPECT_EQ(out, R"("a\u0001\t\"\\é\ufffd\ufffd\ufffd")");
   EXPECT_EQ(json::to_string(std::vector<double>{1.0 / 0.0, 0.1}), "[null,0.1]");
+}
+
+TEST(Json, DocumentsAreWrittenAsValidJson) {
+  // 1e999 reads as infinity; Boost's own serializer would write `Infinity`, which no parser accepts.
+  auto document = json::from_string<boost::json::value>(R"({"big":1e999,"list":[1,-2,18446744073709551615,"\u00e9"]})");
+  ASSERT_TRUE(document);
+  const std::string written = json::to_string(*document);
+  EXPECT_EQ(written, R"({"big":null,"list":[1,-2,18446744073709551615,"é"]})");
+  EXPECT_TRUE(json::from_string<boost::json::value>(written));
 }

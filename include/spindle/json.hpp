@@ -24,7 +24,6 @@
 #include <boost/describe/enum_to_string.hpp>
 #include <boost/describe/members.hpp>
 #include <boost/json/monotonic_resource.hpp>
-#include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <boost/mp11/algorithm.hpp>
 #include <charconv>
@@ -84,6 +83,8 @@ template <class T>
 constexpr bool is_described_enum = boost::describe::has_describe_enumerators<T>::value;
 
 void write_double(std::string& out, double value);
+/// A document as JSON text (Boost's serializer writes infinity as `Infinity`, which is not JSON).
+void write_value(std::string& out, const boost::json::value& value);
 /// "admin, member": the names a described enum accepts, for an error message.
 template <class E>
 std::string enumerator_names() {
@@ -221,7 +222,7 @@ template <class T>
 void write(std::string& out, const T& value) {
   using namespace detail;
   if constexpr (std::is_same_v<T, boost::json::value>) {
-    out += boost::json::serialize(value);
+    write_value(out, value);
   } else if constexpr (std::is_same_v<T, bool>) {
     out += value ? "true" : "false";
   } else if constexpr (std::is_integral_v<T>) {

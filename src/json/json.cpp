@@ -98,6 +98,53 @@ void write_double(std::string& out, double value) {
   out.append(digits, written.ptr);
 }
 
+void write_value(std::string& out, const boost::json::value& value) {
+  switch (value.kind()) {
+    case boost::json::kind::null:
+      out += "null";
+      return;
+    case boost::json::kind::bool_:
+      out += value.get_bool() ? "true" : "false";
+      return;
+    case boost::json::kind::int64:
+      out += std::to_string(value.get_int64());
+      return;
+    case boost::json::kind::uint64:
+      out += std::to_string(value.get_uint64());
+      return;
+    case boost::json::kind::double_:
+      write_double(out, value.get_double());
+      return;
+    case boost::json::kind::string:
+      write_string(out, value.get_string());
+      return;
+    case boost::json::kind::array: {
+      out += '[';
+      bool first = true;
+      for (const auto& element : value.get_array()) {
+        if (!first) out += ',';
+        first = false;
+        write_value(out, element);
+      }
+      out += ']';
+      return;
+    }
+    case boost::json::kind::object: {
+      out += '{';
+      bool first = true;
+      for (const auto& member : value.get_object()) {
+        if (!first) out += ',';
+        first = false;
+        write_string(out, member.key());
+        out += ':';
+        write_value(out, member.value());
+      }
+      out += '}';
+      return;
+    }
+  }
+}
+
 Result<boost::json::value, Error> parse(std::string_view text, boost::json::storage_ptr storage,
                                         const ParseOptions& options) {
   boost::json::parse_options parse_options;
