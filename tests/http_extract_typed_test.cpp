@@ -254,5 +254,18 @@ TEST(HttpExtractTyped, OnePlaceRendersEveryRejection) {
     // The router's own 404 is not a rejection: it keeps its shape.
     Response missing = co_await client.get("/nowhere");
     EXPECT_EQ(missing.headers.get("content-type"), "application/json");
+
+    // A nested router's own renderer wins for its routes; the outer one covers the rest.
+    auto plain_text = [](const Rejection& rejection) {
+      return Response::text("nested: " + rejection.message, rejection.status);
+    };
+    auto inner = Router<>{}
+                     .route("/page", get([](Query<Page> page) { return std::to_string(page->limit.value_or(0)); }))
+                     .on_rejection(plain_text);
+    TestClient nested{Router<>{}.nest("/inner", inner).merge(routes()).on_rejection(problem)};
+    Response inside = co_await nested.get("/inner/page?limit=x");
+    EXPECT_EQ(inside.body.bytes(), "nested: must be an integer");
+    Response outside = co_await nested.get("/page?limit=x");
+    EXPECT_EQ(outside.headers.get("content-type"), "application/problem+json");
   });
 }

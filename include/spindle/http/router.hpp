@@ -294,8 +294,9 @@ class Router {
     core_.wrap(
         [shared](detail::Handler inner) {
           return detail::Handler{[shared, call = std::move(inner.call)](Request& request) {
-                                   if (request.rejection_renderer() == nullptr)
-                                     request.set_rejection_renderer(shared.get());
+                                   // Outer wrappers run first: the innermost renderer, the one closest to
+                                   // the handler, is the one left set.
+                                   request.set_rejection_renderer(shared.get());
                                    return call(request);
                                  },
                                  inner.may_suspend};
