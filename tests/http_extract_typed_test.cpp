@@ -97,7 +97,8 @@ Router<> routes() {
         Response response = co_await next.run(std::move(request));
         co_return response;
       })))
-      .route("/nobody", get([](Extension<Caller> caller) { return caller->name; }));
+      .route("/nobody", get([](Extension<Caller> caller) { return caller->name; }))
+      .route("/misnamed/{user}", get([](Path<PostAddress> at) { return at->slug; }));
 }
 
 template <class Body>
@@ -193,6 +194,8 @@ TEST(HttpExtractTyped, FormsQueriesAndPathsIntoStructs) {
     Response bad_user = co_await client.get("/users/x/posts/a");
     EXPECT_EQ(bad_user.status, Status::bad_request);
     EXPECT_NE(bad_user.body.bytes().find(R"("field":"user")"), std::string_view::npos);
+    Response misconfigured = co_await client.get("/misnamed/7");  // the route has no {slug}
+    EXPECT_EQ(misconfigured.status, Status::internal_server_error);
   });
 }
 
@@ -267,5 +270,57 @@ TEST(HttpExtractTyped, OnePlaceRendersEveryRejection) {
     EXPECT_EQ(inside.body.bytes(), "nested: must be an integer");
     Response outside = co_await nested.get("/page?limit=x");
     EXPECT_EQ(outside.headers.get("content-type"), "application/problem+json");
+  });
+}
+
+TEST(HttpExtractTyped, EveryResponseType) {
+  run([]() -> Task<void> {
+    TestClient client{Router<>{}
+                          .route("/html", get([] { return Html{"<p>hi</p>"}; }))
+                          .route("/see-other", post([] { return Redirect::to("/done"); }))
+                          .route("/moved", get([] { return Redirect::permanent("/new"); }))
+                          .route("/bytes", get([] { return Bytes{std::string("\x00\xff", 2)}; }))
+                          .route("/headers", get([] {
+                                   HeaderMap headers;
+                                   headers.set("content-type", "text/csv");
+                                   headers.set("x-rows", "2");
+                                   return std::pair{std::move(headers), std::string{"a,b\n1,2\n"}};
+                                 }))
+                          .route("/stream", get([]() -> Task<Body> {
+                                   auto [sender, body] = Body::channel();
+                                   spawn([](BodySender tx) -> Task<void> {
+                                     co_await tx.send("one ");
+                                     co_await tx.send("two");
+                                   }(std::move(sender)))
+                                       .detach();
+                                   co_return std::move(body);
+                                 }))
+                          .route("/status", get([] { return Status::accepted; }))};
+    Response html = co_await client.get("/html");
+    EXPECT_EQ(html.headers.get("content-type"), "text/html; charset=utf-8");
+    EXPECT_EQ(html.body.bytes(), "<p>hi</p>");
+    Response see_other = co_await client.post("/see-other", "");
+    EXPECT_EQ(see_other.status, Status::see_other);
+    EXPECT_EQ(see_other.headers.get("location"), "/done");
+    Response moved = co_await client.get("/moved");
+    EXPECT_EQ(moved.status, Status::permanent_redirect);
+    Response bytes = co_await client.get("/bytes");
+    EXPECT_EQ(bytes.headers.get("content-type"), "application/octet-stream");
+    EXPECT_EQ(bytes.body.bytes(), std::string_view("\x00\xff", 2));
+    Response csv = co_await client.get("/headers");
+    EXPECT_EQ(csv.headers.get("content-type"), "text/csv");  // replaces the text's own
+    EXPECT_EQ(csv.headers.get("x-rows"), "2");
+    Response stream = co_await client.get("/stream");
+    EXPECT_TRUE(stream.body.is_stream());
+    std::string streamed;
+    for (;;) {
+      std::optional<std::string> chunk = co_await stream.body.next_chunk();
+      if (!chunk) break;
+      streamed += *chunk;
+    }
+    EXPECT_EQ(streamed, "one two");
+    Response accepted = co_await client.get("/status");
+    EXPECT_EQ(accepted.status, Status::accepted);
+    EXPECT_TRUE(accepted.body.is_empty());
   });
 }

@@ -258,10 +258,12 @@ TEST(HttpMiddleware, CorsAnswersPreflightsAndLabelsAllowedOrigins) {
     EXPECT_FALSE(foreign.headers.contains("access-control-allow-origin"));
     Response same_origin = co_await client.send(Method::put, "/data");
     EXPECT_FALSE(same_origin.headers.contains("access-control-allow-origin"));
+    EXPECT_EQ(same_origin.headers.get("vary"), "origin");  // caches must not reuse it for an allowed origin
 
     TestClient open{Router<>{}.route("/", get([] { return std::string{"hi"}; })).layer(middleware::cors())};
     Response any = co_await open.send(Method::get, "/", with("origin", "https://x.example"));
     EXPECT_EQ(any.headers.get("access-control-allow-origin"), "*");
+    EXPECT_FALSE(any.headers.contains("vary"));  // "*" for everyone: nothing varies
   });
 }
 

@@ -115,3 +115,21 @@ TEST(HttpRouter, RefusesConflictingRoutesWhenAdded) {
   EXPECT_THROW(router.route("no-slash", get(describe)), std::invalid_argument);
   EXPECT_THROW(Router<>{}.nest("/api/", Router<>{}), std::invalid_argument);
 }
+
+TEST(HttpRouter, NestServiceSeesTheTargetWithoutItsPrefix) {
+  TestServer server{
+      Router<>{}.nest_service("/svc", [](Request request) { return Response::text(std::string{request.target()}); })};
+  auto deep = exchange(server.port(), "GET /svc/a/b?x=1 HTTP/1.1\r\nHost: t\r\n\r\n");
+  ASSERT_TRUE(deep);
+  EXPECT_EQ(deep->body, "/a/b?x=1");
+  auto root = exchange(server.port(), "POST /svc/ HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+  ASSERT_TRUE(root);
+  EXPECT_EQ(root->body, "/");
+  auto absolute = exchange(server.port(), "GET http://t/svc/z HTTP/1.1\r\nHost: t\r\n\r\n");
+  ASSERT_TRUE(absolute);
+  EXPECT_EQ(absolute->body, "/z");
+  auto bare = exchange(server.port(), "GET /svc HTTP/1.1\r\nHost: t\r\n\r\n");
+  ASSERT_TRUE(bare);
+  EXPECT_EQ(bare->status, 308);
+  EXPECT_EQ(bare->header("location"), "/svc/");
+}

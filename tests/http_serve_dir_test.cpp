@@ -642,3 +642,21 @@ TEST_F(ServeDirTest, OverARealSocket) {
   ASSERT_TRUE(digits);
   EXPECT_EQ(digits->body, kDigits);
 }
+
+TEST_F(ServeDirTest, NestServiceStripsItsPrefix) {
+  run([]() -> Task<void> {
+    TestClient client{Router<>{}.nest_service("/static", ServeDir{tree.root})};
+    Response css = co_await client.get("/static/style.css");
+    EXPECT_EQ(css.body.bytes(), "body { color: red }");
+    Response index = co_await client.get("/static/");
+    EXPECT_EQ(index.body.bytes(), "<h1>home</h1>");
+    Response docs = co_await client.get("/static/docs/");
+    EXPECT_EQ(docs.body.bytes(), "<h1>docs</h1>");
+    Response bare = co_await client.get("/static?v=2");
+    EXPECT_EQ(bare.status, Status::permanent_redirect);
+    EXPECT_EQ(bare.headers.get("location"), "/static/?v=2");
+    Response outside = co_await client.get("/static/../secret.txt");
+    EXPECT_EQ(outside.status, Status::not_found);
+    EXPECT_EQ(outside.body.bytes().find(kSecret), std::string_view::npos);
+  });
+}

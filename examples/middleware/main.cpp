@@ -57,11 +57,11 @@ Router<> app() {
       .route("/panic", get([]() -> std::string { throw std::runtime_error("a bug"); }))
       .nest("/admin", admin)
       .layer(middleware::timeout(2s))
-      .layer(middleware::body_limit(64 * 1024))
+      .layer(middleware::catch_panic())  // inside cors: a rendered 500 still gets CORS headers
       .layer(middleware::concurrency_limit(1000))
+      .layer(middleware::body_limit(64 * 1024))  // outside the limit: a refused body takes no place
       .layer(middleware::compression())
       .layer(middleware::cors(cors))
-      .layer(middleware::catch_panic())
       .layer(middleware::access_log())
       .layer(middleware::request_id());  // outermost: every layer and log line has the id
 }

@@ -249,13 +249,16 @@ struct Cors {
       return;
     }
     response.headers.set("access-control-allow-origin", origin);
-    response.headers.append("vary", "origin");
     if (options.allow_credentials) response.headers.set("access-control-allow-credentials", "true");
   }
 
+  /// Whether the answer depends on the Origin: then every response must say so (Vary), also those to
+  /// requests without one, or a shared cache could give an allowed origin a copy without CORS headers.
+  bool varies_by_origin() const { return !any_origin || options.allow_credentials; }
+
   Response preflight(const Request& request, std::string_view origin) const {
     Response response = Response::empty(Status::no_content);
-    response.headers.append("vary", "origin, access-control-request-method, access-control-request-headers");
+    response.headers.set("vary", "origin, access-control-request-method, access-control-request-headers");
     if (!allows(origin)) return response;  // no CORS headers: the browser refuses the real request
     allow_origin(response, origin);
     response.headers.set("access-control-allow-methods", methods);
@@ -277,12 +280,13 @@ Layer cors(CorsOptions options) {
   return keeping_sync([shared](std::shared_ptr<const detail::Handler> rest) {
     return [shared, rest](Request& request) -> detail::Reply {
       const std::optional<std::string_view> origin = request.header("origin");
-      if (!origin) return rest->call(request);  // not a cross-origin request
-      if (request.method() == Method::options && request.header("access-control-request-method"))
+      if (origin && request.method() == Method::options && request.header("access-control-request-method"))
         return detail::Reply{std::in_place_index<0>, shared->preflight(request, *origin)};
-      if (!shared->allows(*origin)) return rest->call(request);
-      std::string from{*origin};
+      // Empty: no CORS headers (no Origin, or one not allowed), but maybe Vary.
+      std::string from = origin && shared->allows(*origin) ? std::string{*origin} : std::string{};
       return detail::map_reply(rest->call(request), [shared, from = std::move(from)](Response& response) {
+        if (shared->varies_by_origin()) response.headers.append("vary", "origin");
+        if (from.empty()) return;
         shared->allow_origin(response, from);
         if (!shared->exposed.empty()) response.headers.set("access-control-expose-headers", shared->exposed);
       });

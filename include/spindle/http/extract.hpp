@@ -143,9 +143,10 @@ using Pairs = std::vector<std::pair<std::string, std::string>>;
 
 /// A described struct from name/value pairs (a query string, a form, path parameters): each member by
 /// its name, std::optional members may be absent, std::vector members collect every repeat. A value of
-/// the wrong type or a missing member is refused with `status`, naming the member.
+/// the wrong type is refused with `status`, a missing member with `missing` (a path parameter the route
+/// does not have is the server's mistake, not the client's), each naming the member.
 template <class T>
-Result<T, Rejection> from_pairs(const Pairs& pairs, Status status) {
+Result<T, Rejection> from_pairs(const Pairs& pairs, Status status, Status missing) {
   T value{};
   std::optional<Rejection> refused;
   boost::mp11::mp_for_each<boost::describe::describe_members<T, boost::describe::mod_public>>([&](auto d) {
@@ -173,7 +174,7 @@ Result<T, Rejection> from_pairs(const Pairs& pairs, Status status) {
       if (const std::string* text = find())
         convert(*text, value.*d.pointer);
       else
-        refused = Rejection{status, "is missing", d.name};
+        refused = Rejection{missing, "is missing", d.name};
     }
   });
   if (refused) return Err{std::move(*refused)};
@@ -209,7 +210,7 @@ struct Extract<Path<T>> {
           return Err{Rejection{Status::bad_request, std::string{decoded.error().reason}, std::string{param.name}}};
         pairs.emplace_back(std::string{param.name}, std::move(*decoded));
       }
-      auto value = detail::from_pairs<T>(pairs, Status::bad_request);
+      auto value = detail::from_pairs<T>(pairs, Status::bad_request, Status::internal_server_error);
       if (!value) return Err{std::move(value).error()};
       return Path<T>{std::move(*value)};
     } else if constexpr (detail::is_tuple<T>::value) {
@@ -281,7 +282,7 @@ struct Extract<Query<T>> {
     auto pairs = parse_query(request.query());
     if (!pairs) return Err{Rejection{Status::bad_request, std::string{pairs.error().reason}, ""}};
     if constexpr (json::detail::is_described_struct<T>) {
-      auto value = detail::from_pairs<T>(*pairs, Status::unprocessable_entity);
+      auto value = detail::from_pairs<T>(*pairs, Status::unprocessable_entity, Status::unprocessable_entity);
       if (!value) return Err{std::move(value).error()};
       return Query<T>{std::move(*value)};
     } else if constexpr (std::is_same_v<T, std::map<std::string, std::string>>) {
@@ -384,7 +385,8 @@ Rejection json_rejection(json::Error error);
 /// 422 naming it ("items[2].price").
 ///
 ///   Task<Json<User>> create_user(State<App> app, Json<NewUser> body) {
-///     co_return Json{co_await app->users.create(std::move(*body))};
+///     User user = co_await app->users.create(std::move(*body));   // into a local: GCC 12 (architecture.md)
+///     co_return Json{std::move(user)};
 ///   }
 template <class T>
 struct Json {
@@ -427,7 +429,8 @@ struct Extract<Form<T>> {
     Task<Result<detail::Pairs, Rejection>> reading = detail::read_form_body(request);
     Result<detail::Pairs, Rejection> pairs = co_await std::move(reading);
     if (!pairs) co_return Err{std::move(pairs).error()};
-    Result<T, Rejection> value = detail::from_pairs<T>(*pairs, Status::unprocessable_entity);
+    Result<T, Rejection> value =
+        detail::from_pairs<T>(*pairs, Status::unprocessable_entity, Status::unprocessable_entity);
     if (!value) co_return Err{std::move(value).error()};
     co_return Form<T>{std::move(*value)};
   }

@@ -11,8 +11,8 @@
 //                  .layer(middleware::access_log())
 //                  .layer(middleware::request_id());             // outermost: every layer sees the id
 //
-// Layers keep a synchronous handler synchronous where they can (all but timeout, which has nothing to
-// time out in a handler that cannot wait).
+// Every provided layer keeps a synchronous handler synchronous (no coroutine frame per request);
+// timeout leaves such a handler alone, as it cannot wait and so cannot be late.
 
 #include <chrono>
 #include <cstdint>
@@ -83,7 +83,7 @@ struct CompressionOptions {
   bool br = true;
   bool gzip = true;
   bool deflate = true;
-  /// zlib's 0-9 or brotli's 0-11; -1 for each coding's default (zlib 6, brotli 4: fast enough per request).
+  /// zlib's 0-9 or brotli's 0-11; -1 for each coding's default (zlib 6, brotli 5: fast enough per request).
   int level = -1;
 };
 

@@ -176,6 +176,9 @@ class Request {
   }
 
   // Set by the server and the router.
+  /// Replaces the target with `target`, which must point into the same storage as the request's head or
+  /// into static storage (nest_service strips its prefix this way).
+  void set_target(std::string_view target) noexcept { target_ = target; }
   void set_params(std::span<const PathParam> params, std::string_view route) noexcept {
     params_ = params;
     matched_route_ = route;

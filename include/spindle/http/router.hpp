@@ -111,6 +111,8 @@ class MethodRouter {
     wrap([&](detail::Handler inner) { return layer.apply(std::move(inner)); });
     return std::move(*this);
   }
+  /// `any` for a handler already erased (nest_service).
+  void on_any(detail::Handler handler) { set_any(std::move(handler)); }
   /// A handler for every method that has none of its own.
   template <class F>
   MethodRouter&& any(F h) && {
@@ -252,15 +254,36 @@ class Router {
   Router&& fallback(F handler) && {
     return std::move(fallback(std::move(handler)));
   }
-  /// Serves every path under `prefix` with one handler (ServeDir, a proxied service): "/static" and
-  /// "/static/{*path}" both go to it, with the rest of the path as its last parameter.
+  /// Serves every path under `prefix` with one handler (ServeDir, a proxied service), which sees the
+  /// target without the prefix, as Axum's nest_service: "/static/app.css" reaches it as "/app.css".
+  /// "/static" itself is redirected (308) to "/static/", so that relative links in what it serves there
+  /// resolve under the prefix.
   template <class F>
   Router& nest_service(std::string_view prefix, F handler) & {
     if (prefix.empty() || prefix.front() != '/' || prefix.back() == '/')
       throw std::invalid_argument("nest_service prefix must start with '/' and not end with one: " +
                                   std::string{prefix});
-    core_.route(prefix, MethodRouter{}.any(handler));
-    core_.route(std::string{prefix} + "/{*path}", MethodRouter{}.any(std::move(handler)));
+    detail::Handler service = detail::make_handler(std::move(handler));
+    const std::size_t strip = prefix.size();
+    auto stripped = [strip, call = service.call](Request& request) {
+      const std::string_view path = request.path();  // a view into the target
+      request.set_target(std::string_view{
+          path.data() + strip,
+          static_cast<std::size_t>(request.target().data() + request.target().size() - (path.data() + strip))});
+      return call(request);
+    };
+    MethodRouter below, root;
+    below.on_any(detail::Handler{stripped, service.may_suspend});
+    root.on_any(detail::Handler{stripped, service.may_suspend});
+    core_.route(std::string{prefix} + "/{*path}", std::move(below));
+    core_.route(std::string{prefix} + "/", std::move(root));
+    core_.route(prefix, MethodRouter{}.any([location = std::string{prefix} + "/"](Request request) {
+      std::string target = location;
+      if (!request.query().empty()) target += "?" + std::string{request.query()};
+      Response redirect = Response::empty(Status::permanent_redirect);
+      redirect.headers.set("location", target);
+      return redirect;
+    }));
     return *this;
   }
   template <class F>
