@@ -9,9 +9,12 @@
 
 #include "spindle/http.hpp"
 #include "spindle/spindle.hpp"
+#include "support/in_process.hpp"
 
 using namespace spindle;
 using namespace spindle::http;
+using spindle_test::run;
+using spindle_test::with;
 
 namespace {
 
@@ -99,18 +102,6 @@ Router<> routes() {
       })))
       .route("/nobody", get([](Extension<Caller> caller) { return caller->name; }))
       .route("/misnamed/{user}", get([](Path<PostAddress> at) { return at->slug; }));
-}
-
-template <class Body>
-void run(Body body) {
-  Runtime runtime;
-  runtime.block_on(body());
-}
-
-HeaderMap with(std::string_view name, std::string_view value) {
-  HeaderMap headers;
-  headers.set(name, value);
-  return headers;
 }
 
 }  // namespace

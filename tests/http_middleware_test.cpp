@@ -13,24 +13,15 @@
 #include "spindle/http.hpp"
 #include "spindle/spindle.hpp"
 #include "support/http_harness.hpp"
+#include "support/in_process.hpp"
 
 using namespace spindle;
 using namespace spindle::http;
+using spindle_test::run;
+using spindle_test::with;
 using namespace std::chrono_literals;
 
 namespace {
-
-template <class Body>
-void run(Body body) {
-  Runtime runtime;
-  runtime.block_on(body());
-}
-
-HeaderMap with(std::string_view name, std::string_view value) {
-  HeaderMap headers;
-  headers.set(name, value);
-  return headers;
-}
 
 /// A from_fn layer that records when it runs, around the rest of the chain.
 Layer tracing(std::shared_ptr<std::vector<std::string>> trace, std::string name) {

@@ -14,9 +14,11 @@
 #include "spindle/http/detail/multipart_parser.hpp"
 #include "spindle/spindle.hpp"
 #include "support/co_assert.hpp"
+#include "support/in_process.hpp"
 
 using namespace spindle;
 using namespace spindle::http;
+using spindle_test::run;
 using namespace std::string_literals;
 using namespace std::string_view_literals;
 using http::detail::MultipartParser;
@@ -352,12 +354,6 @@ class PiecewiseBody final : public http::detail::BodySource {
   std::size_t at_ = 0;
   std::string buffer_;
 };
-
-template <class Body>
-void run(Body body) {
-  Runtime runtime;
-  runtime.block_on(body());
-}
 
 // Every field as "name[ file=F][ type=T] = DATA (N chunks)", the file read by chunk() and the rest by text().
 Task<Result<std::string, Rejection>> describe(Multipart& form) {

@@ -7,9 +7,11 @@
 #include "spindle/http.hpp"
 #include "spindle/spindle.hpp"
 #include "support/co_assert.hpp"
+#include "support/in_process.hpp"
 
 using namespace spindle;
 using namespace spindle::http;
+using spindle_test::run;
 
 namespace {
 
@@ -30,12 +32,6 @@ Router<> routes() {
                throw std::runtime_error("database is down");
              }))
       .with_state(Greeting{});
-}
-
-template <class Body>
-void run(Body body) {
-  Runtime runtime;
-  runtime.block_on(body());
 }
 
 }  // namespace
