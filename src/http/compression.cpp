@@ -55,11 +55,6 @@ using namespace std::string_view_literals;
 constexpr int kFullWeight = 1000;  // q=1, in thousandths
 constexpr int kNotListed = -1;
 
-std::string_view trim_ows(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 /// qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ), in thousandths.
 std::optional<int> parse_qvalue(std::string_view text) noexcept {
@@ -396,7 +391,7 @@ bool contains_ignoring_case(std::span<const std::string_view> list, std::string_
 }  // namespace
 
 bool is_compressible_content_type(std::string_view content_type) noexcept {
-  auto essence = trim_ows(content_type.substr(0, content_type.find(';')));
+  auto essence = media_type_essence(content_type);
   auto slash = essence.find('/');
   if (slash == std::string_view::npos) return false;
   auto type = essence.substr(0, slash);

@@ -25,14 +25,6 @@ Result<ConnectInfo, Rejection> Extract<ConnectInfo>::from_parts(Request& request
   return ConnectInfo{*peer};
 }
 
-Task<Result<std::string, Rejection>> Extract<std::string>::from_request(Request& request) {
-  Task<Result<std::string, BodyError>> collecting = request.body().collect();
-  Result<std::string, BodyError> body = co_await std::move(collecting);
-  if (!body) co_return Err{Rejection{body.error().status, std::move(body.error().message), ""}};
-  if (!is_valid_utf8(*body)) co_return Err{Rejection{Status::bad_request, "the body is not valid UTF-8", ""}};
-  co_return std::move(*body);
-}
-
 namespace {
 
 Task<Result<std::string, Rejection>> collect_body(Request& request) {
@@ -42,24 +34,20 @@ Task<Result<std::string, Rejection>> collect_body(Request& request) {
   co_return std::move(*body);
 }
 
-/// The media type alone, lower case: "application/json" for "Application/JSON; charset=utf-8".
-std::string media_type(std::string_view content_type) {
-  content_type = content_type.substr(0, content_type.find(';'));
-  while (!content_type.empty() && (content_type.back() == ' ' || content_type.back() == '\t'))
-    content_type.remove_suffix(1);
-  while (!content_type.empty() && (content_type.front() == ' ' || content_type.front() == '\t'))
-    content_type.remove_prefix(1);
-  std::string lower{content_type};
-  for (char& c : lower)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return lower;
-}
-
 bool is_json_type(std::string_view mime) {
-  return mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"));
+  using detail::iequals;
+  return iequals(mime, "application/json") || (mime.size() > 17 && iequals(mime.substr(0, 12), "application/") &&
+                                               iequals(mime.substr(mime.size() - 5), "+json"));
 }
 
 }  // namespace
+
+Task<Result<std::string, Rejection>> Extract<std::string>::from_request(Request& request) {
+  Task<Result<std::string, Rejection>> collecting = collect_body(request);
+  Result<std::string, Rejection> body = co_await std::move(collecting);
+  if (body && !is_valid_utf8(*body)) co_return Err{Rejection{Status::bad_request, "the body is not valid UTF-8", ""}};
+  co_return body;
+}
 
 Task<Result<Bytes, Rejection>> Extract<Bytes>::from_request(Request& request) {
   Task<Result<std::string, Rejection>> collecting = collect_body(request);
@@ -87,14 +75,16 @@ Result<BearerToken, Rejection> Extract<BearerToken>::from_parts(Request& request
 Result<ContentType, Rejection> Extract<ContentType>::from_parts(Request& request) {
   const std::optional<std::string_view> type = request.header("content-type");
   if (!type) return Err{Rejection{Status::unsupported_media_type, "missing Content-Type", "content-type"}};
-  return ContentType{media_type(*type)};
+  std::string mime{detail::media_type_essence(*type)};
+  for (char& c : mime) c = detail::ascii_lower(c);
+  return ContentType{std::move(mime)};
 }
 
 namespace detail {
 
 Task<Result<std::string, Rejection>> read_json_body(Request& request) {
   const std::optional<std::string_view> type = request.header("content-type");
-  if (!type || !is_json_type(media_type(*type)))
+  if (!type || !is_json_type(detail::media_type_essence(*type)))
     co_return Err{Rejection{Status::unsupported_media_type, "expected Content-Type: application/json", "content-type"}};
   Task<Result<std::string, Rejection>> collecting = collect_body(request);
   Result<std::string, Rejection> body = co_await std::move(collecting);
@@ -103,7 +93,7 @@ Task<Result<std::string, Rejection>> read_json_body(Request& request) {
 
 Task<Result<Pairs, Rejection>> read_form_body(Request& request) {
   const std::optional<std::string_view> type = request.header("content-type");
-  if (!type || media_type(*type) != "application/x-www-form-urlencoded")
+  if (!type || !detail::iequals(detail::media_type_essence(*type), "application/x-www-form-urlencoded"))
     co_return Err{Rejection{Status::unsupported_media_type, "expected Content-Type: application/x-www-form-urlencoded",
                             "content-type"}};
   Task<Result<std::string, Rejection>> collecting = collect_body(request);

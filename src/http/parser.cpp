@@ -14,13 +14,8 @@ using detail::is_tchar;
 using detail::is_token;
 using detail::is_value_char;
 
-constexpr bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
-
-std::string_view trim_ows(std::string_view s) noexcept {
-  while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
-  return s;
-}
+using detail::is_ows;
+using detail::trim_ows;
 
 Method method_of(std::string_view name) noexcept {
   // Methods are case-sensitive (RFC 9110 9.1).

@@ -390,17 +390,11 @@ std::string make_etag(std::uint64_t size, std::int64_t modified_ns) {
   return std::string(text, static_cast<std::size_t>(std::max(n, 0)));
 }
 
-std::string_view trim(std::string_view text) noexcept {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
-}
-
 /// Whether an If-Match or If-None-Match value names `etag` (ours, strong). Weak comparison (If-None-Match)
 /// ignores a W/ on theirs; strong comparison (If-Match) requires theirs to be strong. A malformed list
 /// stops matching where it goes wrong: a tag before that may still match.
 bool etag_list_matches(std::string_view list, std::string_view etag, bool weak_comparison) noexcept {
-  list = trim(list);
+  list = detail::trim_ows(list);
   if (list == "*") return true;
   std::size_t at = 0;
   for (;;) {
@@ -440,7 +434,7 @@ std::optional<Status> evaluate_preconditions(const Request& request, std::string
   if (if_match.present) {
     if (!if_match.matches) return kPreconditionFailed;
   } else if (const auto value = request.header("if-unmodified-since")) {
-    const auto date = parse_http_date(trim(*value));  // an invalid date is ignored
+    const auto date = parse_http_date(detail::trim_ows(*value));  // an invalid date is ignored
     if (date && modified > *date) return kPreconditionFailed;
   }
   const EtagCondition if_none_match = etag_condition(request, "if-none-match", etag, true);
@@ -448,7 +442,7 @@ std::optional<Status> evaluate_preconditions(const Request& request, std::string
     // For GET and HEAD (the only methods served) a match is 304, not 412.
     if (if_none_match.matches) return Status::not_modified;
   } else if (const auto value = request.header("if-modified-since")) {
-    const auto date = parse_http_date(trim(*value));
+    const auto date = parse_http_date(detail::trim_ows(*value));
     if (date && modified <= *date) return Status::not_modified;
   }
   return std::nullopt;
@@ -488,7 +482,7 @@ std::optional<std::uint64_t> parse_position(std::string_view digits) noexcept {
 /// spares a multipart/byteranges body that clients rarely ask for. A field that does not parse is ignored
 /// the same way (RFC 9110 14.2: a server MUST ignore a Range it does not understand).
 ByteRange parse_range(std::string_view value, std::uint64_t size) noexcept {
-  value = trim(value);
+  value = detail::trim_ows(value);
   const std::size_t equals = value.find('=');
   if (equals == std::string_view::npos || !detail::iequals(value.substr(0, equals), "bytes")) return {};
   std::string_view set = value.substr(equals + 1);
@@ -496,7 +490,7 @@ ByteRange parse_range(std::string_view value, std::uint64_t size) noexcept {
   std::string_view spec;
   while (!set.empty()) {
     const std::size_t comma = std::min(set.find(','), set.size());
-    const std::string_view element = trim(set.substr(0, comma));
+    const std::string_view element = detail::trim_ows(set.substr(0, comma));
     set.remove_prefix(std::min(comma + 1, set.size()));
     if (element.empty()) continue;
     if (!spec.empty()) return {};  // several ranges: the whole file
@@ -528,7 +522,7 @@ ByteRange parse_range(std::string_view value, std::uint64_t size) noexcept {
 bool if_range_holds(const Request& request, std::string_view etag, std::int64_t modified) noexcept {
   const auto field = request.header("if-range");
   if (!field) return true;
-  const std::string_view value = trim(*field);
+  const std::string_view value = detail::trim_ows(*field);
   if (value.starts_with('"')) return value == etag;
   if (value.starts_with("W/")) return false;
   const auto date = parse_http_date(value);

@@ -58,6 +58,21 @@ constexpr bool is_field_value(std::string_view s) noexcept {
   return true;
 }
 
+constexpr bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
+
+/// `s` without the optional whitespace (spaces and tabs) around it.
+constexpr std::string_view trim_ows(std::string_view s) noexcept {
+  while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+/// A Content-Type's media type without its parameters: "Application/JSON" for
+/// "Application/JSON; charset=utf-8" (compare it with iequals).
+constexpr std::string_view media_type_essence(std::string_view content_type) noexcept {
+  return trim_ows(content_type.substr(0, content_type.find(';')));
+}
+
 constexpr char ascii_lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
 constexpr bool iequals(std::string_view a, std::string_view b) noexcept {

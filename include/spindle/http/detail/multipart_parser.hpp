@@ -80,13 +80,6 @@ constexpr bool is_valid_boundary(std::string_view boundary) noexcept {
   return true;
 }
 
-constexpr bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
-
-constexpr std::string_view trim_ows(std::string_view text) noexcept {
-  while (!text.empty() && is_ows(text.front())) text.remove_prefix(1);
-  while (!text.empty() && is_ows(text.back())) text.remove_suffix(1);
-  return text;
-}
 
 /// Parses the parameters after a media type or a disposition type, `*( OWS ";" OWS [ name "=" value ] )`
 /// (RFC 9110 5.6.6; Content-Disposition's are the same, RFC 6266), where a value is a token or a
