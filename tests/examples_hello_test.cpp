@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "support/child_process.hpp"
+#include "support/example_server.hpp"
 #include "support/http_harness.hpp"
 
 using namespace std::chrono_literals;
@@ -16,21 +17,8 @@ using spindle_test::RawConnection;
 
 namespace {
 
-struct HelloServer {
-  explicit HelloServer(std::vector<std::string> extra = {})
-      : process([&] {
-          std::vector<std::string> argv = {SPINDLE_HELLO_BINARY, "--listen", "127.0.0.1:0"};
-          argv.insert(argv.end(), extra.begin(), extra.end());
-          return argv;
-        }()) {
-    auto banner = process.read_line(10s);
-    EXPECT_TRUE(banner) << "no banner; stderr: " << process.drain_stderr();
-    const std::string prefix = "listening on 127.0.0.1:";
-    if (banner && banner->rfind(prefix, 0) == 0) port = std::stoi(banner->substr(prefix.size()));
-    EXPECT_GT(port, 0) << "banner: " << banner.value_or("");
-  }
-  ChildProcess process;
-  int port = -1;
+struct HelloServer : spindle_test::ExampleServer {
+  explicit HelloServer(std::vector<std::string> extra = {}) : ExampleServer(SPINDLE_HELLO_BINARY, std::move(extra)) {}
 };
 
 std::string get(const std::string& target) { return "GET " + target + " HTTP/1.1\r\nHost: hello\r\n\r\n"; }

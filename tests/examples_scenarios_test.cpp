@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "support/child_process.hpp"
+#include "support/example_server.hpp"
 #include "support/http_harness.hpp"
 
 using namespace std::chrono_literals;
@@ -16,18 +17,8 @@ using spindle_test::RawConnection;
 
 namespace {
 
-struct Example {
-  explicit Example(std::vector<std::string> argv)
-      : process([&] {
-          argv.insert(argv.end(), {"--listen", "127.0.0.1:0"});
-          return argv;
-        }()) {
-    auto banner = process.read_line(10s);
-    EXPECT_TRUE(banner) << "no banner; stderr: " << process.drain_stderr();
-    const std::string prefix = "listening on 127.0.0.1:";
-    if (banner && banner->rfind(prefix, 0) == 0) port = std::stoi(banner->substr(prefix.size()));
-    EXPECT_GT(port, 0) << "banner: " << banner.value_or("");
-  }
+struct Example : spindle_test::ExampleServer {
+  explicit Example(std::string binary) : ExampleServer(std::move(binary)) {}
   ~Example() {
     if (!stopped) stop();
   }
@@ -43,8 +34,6 @@ struct Example {
   std::optional<spindle_test::RawResponse> send(const std::string& request) {
     return spindle_test::exchange(port, request);
   }
-  ChildProcess process;
-  int port = -1;
   bool stopped = false;
 };
 
@@ -60,7 +49,7 @@ std::string post_json(const std::string& target, const std::string& body) {
 }  // namespace
 
 TEST(ExamplesScenarios, JsonApi) {
-  Example example{{SPINDLE_JSON_API_BINARY}};
+  Example example{SPINDLE_JSON_API_BINARY};
   auto created = example.send(post_json("/todos", R"({"title":"ship it"})"));
   ASSERT_TRUE(created);
   EXPECT_EQ(created->status, 201);
@@ -79,7 +68,7 @@ TEST(ExamplesScenarios, JsonApi) {
 }
 
 TEST(ExamplesScenarios, Middleware) {
-  Example example{{SPINDLE_MIDDLEWARE_BINARY}};
+  Example example{SPINDLE_MIDDLEWARE_BINARY};
   auto report = example.send(get("/report", "Accept-Encoding: gzip\r\nX-Request-Id: trace-1\r\n"));
   ASSERT_TRUE(report);
   EXPECT_EQ(report->status, 200);
@@ -107,7 +96,7 @@ TEST(ExamplesScenarios, Middleware) {
 }
 
 TEST(ExamplesScenarios, StaticFiles) {
-  Example example{{SPINDLE_STATIC_FILES_BINARY}};
+  Example example{SPINDLE_STATIC_FILES_BINARY};
   auto index = example.send(get("/"));
   ASSERT_TRUE(index);
   EXPECT_EQ(index->status, 200);
@@ -126,7 +115,7 @@ TEST(ExamplesScenarios, StaticFiles) {
 }
 
 TEST(ExamplesScenarios, CustomRejection) {
-  Example example{{SPINDLE_CUSTOM_REJECTION_BINARY}};
+  Example example{SPINDLE_CUSTOM_REJECTION_BINARY};
   auto refused = example.send(post_json("/items", R"({"name":5,"price":1})"));
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->status, 422);
@@ -145,7 +134,7 @@ TEST(ExamplesScenarios, CustomRejection) {
 }
 
 TEST(ExamplesScenarios, GracefulShutdownFinishesTheRequestInFlight) {
-  Example example{{SPINDLE_GRACEFUL_SHUTDOWN_BINARY}};
+  Example example{SPINDLE_GRACEFUL_SHUTDOWN_BINARY};
   RawConnection busy(example.port);
   busy.send(get("/work?ms=700"));
   std::this_thread::sleep_for(150ms);  // the request is in its handler
