@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "spindle/http/url.hpp"
+#include "spindle/text/utf8.hpp"
 
 namespace {
 
@@ -60,7 +61,13 @@ bool reference_decode(std::string_view s, bool plus, std::string& out) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
-  check(spindle::http::is_valid_utf8(input) == reference_utf8(input));
+  const bool valid = reference_utf8(input);
+  check(spindle::utf8::is_valid(input) == valid);
+  // The incremental validator agrees wherever the input is cut (the cut chosen by the input itself).
+  spindle::utf8::Validator validator;
+  const std::size_t cut = size == 0 ? 0 : data[0] % (size + 1);
+  const bool fed = validator.feed(input.substr(0, cut)) && validator.feed(input.substr(cut));
+  check((fed && validator.complete()) == valid);
 
   for (const bool plus : {false, true}) {
     std::string expected;

@@ -3,6 +3,7 @@
 #include "spindle/http/extract.hpp"
 
 #include "spindle/http/detail/field_syntax.hpp"
+#include "spindle/text/utf8.hpp"
 
 namespace spindle::http {
 
@@ -45,7 +46,7 @@ bool is_json_type(std::string_view mime) {
 Task<Result<std::string, Rejection>> Extract<std::string>::from_request(Request& request) {
   Task<Result<std::string, Rejection>> collecting = collect_body(request);
   Result<std::string, Rejection> body = co_await std::move(collecting);
-  if (body && !is_valid_utf8(*body)) co_return Err{Rejection{Status::bad_request, "the body is not valid UTF-8", ""}};
+  if (body && !utf8::is_valid(*body)) co_return Err{Rejection{Status::bad_request, "the body is not valid UTF-8", ""}};
   co_return body;
 }
 

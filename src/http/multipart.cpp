@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "spindle/http/detail/multipart_parser.hpp"
-#include "spindle/http/url.hpp"
+#include "spindle/text/utf8.hpp"
 
 namespace spindle::http {
 namespace detail {
@@ -99,11 +99,11 @@ Task<Result<std::optional<MultipartField>, Rejection>> Multipart::next_field() {
   if (step->event != Event::part) throw std::logic_error("multipart parser: data outside a part");
   const detail::PartHead& head = reader.parser.part();
   // Names are text to a handler, as Path and Query values are (url.hpp).
-  if (!is_valid_utf8(head.name)) {
+  if (!utf8::is_valid(head.name)) {
     reader.failure = Rejection{Status::bad_request, "a field name is not valid UTF-8", ""};
     co_return Err{*reader.failure};
   }
-  if (head.file_name && !is_valid_utf8(*head.file_name)) {
+  if (head.file_name && !utf8::is_valid(*head.file_name)) {
     reader.failure = Rejection{Status::bad_request, "the file name is not valid UTF-8", head.name};
     co_return Err{*reader.failure};
   }
@@ -153,7 +153,7 @@ Task<Result<std::string, Rejection>> MultipartField::text() {
   Task<Result<std::string, Rejection>> reading = bytes();
   Result<std::string, Rejection> all = co_await std::move(reading);
   if (!all) co_return std::move(all);
-  if (!is_valid_utf8(*all)) co_return Err{Rejection{Status::bad_request, "the field is not valid UTF-8", name_}};
+  if (!utf8::is_valid(*all)) co_return Err{Rejection{Status::bad_request, "the field is not valid UTF-8", name_}};
   co_return std::move(all);
 }
 

@@ -1,8 +1,8 @@
-// Percent-decoding, query strings and UTF-8 validation.
+// Percent-decoding and query strings.
 
 #include "spindle/http/url.hpp"
 
-#include <cstdint>
+#include "spindle/text/utf8.hpp"
 
 namespace spindle::http {
 namespace {
@@ -21,47 +21,6 @@ constexpr bool is_unreserved(unsigned char c) noexcept {
 
 }  // namespace
 
-bool is_valid_utf8(std::string_view text) noexcept {
-  const auto* at = reinterpret_cast<const unsigned char*>(text.data());
-  const auto* const end = at + text.size();
-  while (at < end) {
-    // ASCII runs are the common case: eight bytes at a time.
-    while (end - at >= 8) {
-      std::uint64_t block;
-      __builtin_memcpy(&block, at, 8);
-      if ((block & 0x8080808080808080ULL) != 0) break;
-      at += 8;
-    }
-    if (at == end) break;
-    const unsigned char lead = *at;
-    if (lead < 0x80) {
-      ++at;
-      continue;
-    }
-    std::size_t length;
-    unsigned char low = 0x80, high = 0xBF;  // the range of the second byte (RFC 3629 section 4)
-    if (lead >= 0xC2 && lead <= 0xDF) {
-      length = 2;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-      length = 3;
-      if (lead == 0xE0) low = 0xA0;   // no overlong forms
-      if (lead == 0xED) high = 0x9F;  // no surrogates
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-      length = 4;
-      if (lead == 0xF0) low = 0x90;   // no overlong forms
-      if (lead == 0xF4) high = 0x8F;  // nothing above U+10FFFF
-    } else {
-      return false;
-    }
-    if (static_cast<std::size_t>(end - at) < length) return false;
-    if (at[1] < low || at[1] > high) return false;
-    for (std::size_t i = 2; i < length; ++i)
-      if ((at[i] & 0xC0) != 0x80) return false;
-    at += length;
-  }
-  return true;
-}
-
 Result<std::string, UrlError> percent_decode(std::string_view text, bool plus_is_space) {
   std::string decoded;
   decoded.reserve(text.size());
@@ -79,7 +38,7 @@ Result<std::string, UrlError> percent_decode(std::string_view text, bool plus_is
       decoded.push_back(c);
     }
   }
-  if (!is_valid_utf8(decoded)) return Err{UrlError{0, "not valid UTF-8 once decoded"}};
+  if (!utf8::is_valid(decoded)) return Err{UrlError{0, "not valid UTF-8 once decoded"}};
   return decoded;
 }
 

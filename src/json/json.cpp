@@ -5,36 +5,9 @@
 #include <boost/json/parser.hpp>
 #include <cmath>
 
+#include "spindle/text/utf8.hpp"
+
 namespace spindle::json {
-namespace {
-
-/// The length of the well-formed UTF-8 sequence at the start of `text`, or 0 (RFC 3629: no overlongs,
-/// no surrogates, nothing above U+10FFFF).
-std::size_t utf8_sequence_length(std::string_view text) {
-  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
-  const unsigned char lead = byte(0);
-  std::size_t length = 0;
-  unsigned char low = 0x80, high = 0xBF;  // the allowed range of the second byte
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    length = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    length = 3;
-    if (lead == 0xE0) low = 0xA0;
-    if (lead == 0xED) high = 0x9F;
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    length = 4;
-    if (lead == 0xF0) low = 0x90;
-    if (lead == 0xF4) high = 0x8F;
-  } else {
-    return 0;
-  }
-  if (text.size() < length || byte(1) < low || byte(1) > high) return 0;
-  for (std::size_t i = 2; i < length; ++i)
-    if ((byte(i) & 0xC0) != 0x80) return 0;
-  return length;
-}
-
-}  // namespace
 
 void write_string(std::string& out, std::string_view text) {
   out.reserve(out.size() + text.size() + 2);
@@ -45,7 +18,7 @@ void write_string(std::string& out, std::string_view text) {
     if (c >= 0x80) {
       // Invalid UTF-8 (in an error message quoting what a client sent, say) would make the whole
       // document invalid: each bad byte becomes U+FFFD instead.
-      const std::size_t length = utf8_sequence_length(text.substr(i));
+      const std::size_t length = utf8::sequence_length(text.substr(i));
       if (length == 0) {
         out += "\\ufffd";
         ++i;

@@ -40,7 +40,4 @@ std::string percent_encode(std::string_view text);
 ///   parse_query("q=caf%C3%A9&page=2&flag")   // {{"q", "café"}, {"page", "2"}, {"flag", ""}}
 Result<std::vector<std::pair<std::string, std::string>>, UrlError> parse_query(std::string_view query);
 
-/// Whether `text` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, at most U+10FFFF).
-bool is_valid_utf8(std::string_view text) noexcept;
-
 }  // namespace spindle::http
