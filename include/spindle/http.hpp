@@ -13,6 +13,7 @@
 #include "spindle/http/response.hpp"
 #include "spindle/http/router.hpp"
 #include "spindle/http/serve_dir.hpp"
+#include "spindle/http/sse.hpp"
 #include "spindle/http/server.hpp"
 #include "spindle/http/status.hpp"
 #include "spindle/http/test_client.hpp"

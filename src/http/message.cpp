@@ -13,6 +13,7 @@
 #include "spindle/http/response.hpp"
 #include "spindle/http/status.hpp"
 #include "spindle/json.hpp"
+#include "spindle/runtime/time.hpp"
 
 namespace spindle::http {
 
@@ -167,13 +168,30 @@ std::size_t HeaderMap::remove(std::string_view name) noexcept {
 
 std::pair<BodySender, Body> Body::channel(std::size_t capacity) {
   auto [tx, rx] = mpsc::channel<std::string>(capacity);
-  return {BodySender{std::move(tx)}, Body{std::make_unique<mpsc::Receiver<std::string>>(std::move(rx))}};
+  return {BodySender{std::move(tx)}, Body{std::make_unique<Stream>(Stream{std::move(rx), {}, {}})}};
 }
 
 Task<std::optional<std::string>> Body::next_chunk() {
-  auto* stream = std::get_if<Stream>(&content_);
-  if (stream == nullptr) co_return std::nullopt;
-  co_return co_await (*stream)->recv();
+  auto* box = std::get_if<StreamBox>(&content_);
+  if (box == nullptr) co_return std::nullopt;
+  Stream& stream = **box;
+  if (stream.keep_alive_interval <= std::chrono::nanoseconds::zero()) {
+    std::optional<std::string> chunk = co_await stream.receiver.recv();
+    co_return chunk;
+  }
+  // recv() is cancellation-safe (a value leaves the queue only when the receiver resumes), so a chunk
+  // that arrives as the timer fires stays queued for the next call.
+  auto receiving = spindle::timeout(stream.keep_alive_interval, stream.receiver.recv());
+  Result<std::optional<std::string>, TimedOut> chunk = co_await receiving;
+  if (!chunk) co_return stream.keep_alive_bytes;
+  co_return std::move(*chunk);
+}
+
+void Body::keep_alive(std::chrono::nanoseconds interval, std::string bytes) {
+  auto* box = std::get_if<StreamBox>(&content_);
+  if (box == nullptr) return;
+  (*box)->keep_alive_interval = interval;
+  (*box)->keep_alive_bytes = std::move(bytes);
 }
 
 Task<bool> BodySender::send(std::string chunk) const {

@@ -689,10 +689,24 @@ Task<Next> read_rest_of_head(ServerState& server, TcpStream& stream, ConnectionN
   co_return Next::more;
 }
 
+Task<void> until_cancelled(CancellationToken token) { co_await token.cancelled(); }
+
 /// Writes a streamed body as it arrives: chunked for HTTP/1.1, delimited by the close for HTTP/1.0.
-Task<bool> write_stream(Session& s, Body& body, Framing framing) {
+Task<bool> write_stream(ServerState& server, Session& s, Body& body, Framing framing) {
+  const bool endless = body.keeps_alive();
   for (;;) {
-    std::optional<std::string> chunk = co_await body.next_chunk();
+    std::optional<std::string> chunk;
+    if (endless) {
+      // A stream meant to stay open ends at a graceful shutdown, cleanly: the client (an EventSource)
+      // reconnects, to another instance if there is one.
+      Task<std::optional<std::string>> next = body.next_chunk();
+      Task<void> stopping = until_cancelled(server.stop);
+      auto first = co_await select(std::move(next), std::move(stopping));
+      if (first.index() == 1) break;
+      chunk = std::move(std::get<0>(first));
+    } else {
+      chunk = co_await body.next_chunk();
+    }
     if (!chunk) break;
     if (chunk->empty()) continue;  // an empty chunk would end the body
     if (framing == Framing::chunked) {
@@ -796,8 +810,8 @@ Rest queue_response(Session& s, Response& response, const Exchange& exchange, bo
 /// The rarer end of an answer: a large or streamed body, or the last write before closing. Every await's
 /// result goes to a named local: written as `if (rest == Rest::body && !co_await ...) co_return false;`
 /// GCC 12 compiled it so that it never ran (docs/architecture.md, "GCC 12 and coroutines").
-Task<bool> finish_answer(Session& s, TcpStream& stream, Response& response, Rest rest, int version_minor,
-                         bool keep_alive) {
+Task<bool> finish_answer(ServerState& server, Session& s, TcpStream& stream, Response& response, Rest rest,
+                         int version_minor, bool keep_alive) {
   bool written = true;
   if (rest == Rest::body) {
     const std::string_view body = response.body.bytes();
@@ -805,7 +819,8 @@ Task<bool> finish_answer(Session& s, TcpStream& stream, Response& response, Rest
   } else if (rest == Rest::stream) {
     written = co_await s.flush(Phase::handler);
     const Framing framing = version_minor == 1 ? Framing::chunked : Framing::close;
-    if (written) written = co_await write_stream(s, response.body, framing);
+    if (written) written = co_await write_stream(server, s, response.body, framing);
+    if (written && server.draining.load(std::memory_order_acquire)) keep_alive = false;
   }
   if (written && !keep_alive) {
     if (!s.out.empty()) written = co_await s.flush(Phase::closing);
@@ -881,7 +896,7 @@ Task<bool> serve_burst(ServerState& server, TcpStream& stream, ConnectionNode& n
       if (!was_detached) s->finish_request();
       bool stays_open = true;
       if (rest != Rest::none || !keep_alive) {
-        stays_open = co_await finish_answer(*s, stream, response, rest, exchange.version_minor, keep_alive);
+        stays_open = co_await finish_answer(server, *s, stream, response, rest, exchange.version_minor, keep_alive);
       }
       if (!stays_open) co_return false;
       if (s->out.size() >= kCorkLimit) {
@@ -946,8 +961,6 @@ Task<void> sweep_forever(std::shared_ptr<ServerState> server) {
     server->sweep();
   }
 }
-
-Task<void> until_cancelled(CancellationToken token) { co_await token.cancelled(); }
 
 Task<void> accept_until_stopped(std::shared_ptr<ServerState> server, TcpListener& listener) {
   for (;;) {

@@ -1,6 +1,7 @@
 #pragma once
 // Body: what a response (or a client request) carries: nothing, bytes, or a stream of chunks.
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <optional>
@@ -35,7 +36,7 @@ class Body {
   static std::pair<BodySender, Body> channel(std::size_t capacity = 16);
 
   bool is_empty() const noexcept { return std::holds_alternative<std::monostate>(content_); }
-  bool is_stream() const noexcept { return std::holds_alternative<Stream>(content_); }
+  bool is_stream() const noexcept { return std::holds_alternative<StreamBox>(content_); }
   /// The bytes of a non-stream body ("" for an empty one).
   std::string_view bytes() const noexcept {
     const auto* s = std::get_if<std::string>(&content_);
@@ -49,11 +50,32 @@ class Body {
   /// The next chunk of a stream body; nullopt at its end (or for a non-stream body).
   Task<std::optional<std::string>> next_chunk();
 
+  /// For a stream: next_chunk() gives `bytes` whenever no chunk has come for `interval`, and keeps
+  /// waiting after that. Server-sent events use it for their keep-alive comments: they keep proxies from
+  /// closing an idle stream, and writing them is how the server notices a client that left (the write
+  /// fails, the body is dropped, and the producer's next send returns false) without a task or a timer
+  /// of its own per stream. A zero interval turns it off; a body that is not a stream ignores it.
+  ///
+  ///   body.keep_alive(std::chrono::seconds(15), ":\n\n");
+  void keep_alive(std::chrono::nanoseconds interval, std::string bytes);
+  /// A stream with keep-alive is one meant to stay open (server-sent events): a graceful shutdown ends
+  /// it cleanly after the chunk being written, where other streams get the grace period to finish.
+  bool keeps_alive() const noexcept {
+    const auto* stream = std::get_if<StreamBox>(&content_);
+    return stream != nullptr && (*stream)->keep_alive_interval > std::chrono::nanoseconds::zero();
+  }
+
  private:
-  // Boxed: a Receiver cannot be move-assigned, and a Body must be.
-  using Stream = std::unique_ptr<mpsc::Receiver<std::string>>;
-  explicit Body(Stream stream) noexcept : content_(std::move(stream)) {}
-  std::variant<std::monostate, std::string, Stream> content_;
+  /// A streamed body's state: the channel that feeds it, and its keep-alive.
+  struct Stream {
+    mpsc::Receiver<std::string> receiver;
+    std::chrono::nanoseconds keep_alive_interval{0};
+    std::string keep_alive_bytes;
+  };
+  // Boxed: a Receiver cannot be move-assigned, and a Body must be; and a Body stays small.
+  using StreamBox = std::unique_ptr<Stream>;
+  explicit Body(StreamBox stream) noexcept : content_(std::move(stream)) {}
+  std::variant<std::monostate, std::string, StreamBox> content_;
 };
 
 /// Feeds a streamed Body; the body ends when the last sender is destroyed.
