@@ -211,6 +211,7 @@ TEST(HttpExtractTyped, HeaderExtractors) {
     EXPECT_EQ(basic.status, Status::unauthorized);
     Response anonymous = co_await client.get("/me");
     EXPECT_EQ(anonymous.status, Status::unauthorized);
+    EXPECT_EQ(anonymous.headers.get("www-authenticate"), "Bearer");  // RFC 9110 11.6.1
 
     Response typed = co_await client.post("/type", std::string("\0\1\2", 3), "Application/Octet-Stream; x=1");
     EXPECT_EQ(typed.body.bytes(), "application/octet-stream 3");
@@ -245,6 +246,10 @@ TEST(HttpExtractTyped, OnePlaceRendersEveryRejection) {
     EXPECT_EQ(refused.body.bytes(), R"({"title":"must be a string","invalid":"customer"})");
     Response query = co_await client.get("/page?offset=-x");
     EXPECT_EQ(query.headers.get("content-type"), "application/problem+json");
+    // Fields the protocol requires with a status survive a renderer that knows nothing of them.
+    Response anonymous = co_await client.get("/me");
+    EXPECT_EQ(anonymous.status, Status::unauthorized);
+    EXPECT_EQ(anonymous.headers.get("www-authenticate"), "Bearer");
     // The router's own 404 is not a rejection: it keeps its shape.
     Response missing = co_await client.get("/nowhere");
     EXPECT_EQ(missing.headers.get("content-type"), "application/json");

@@ -267,13 +267,20 @@ struct ClientConnection {
       : stream(std::move(connected)), key(std::move(pool_key)), reactor(owner), limits_(limits), parser_(limits) {}
 
   /// Reads up to the end of a final (non-1xx) response head; the body is then read with next_piece().
-  Task<Result<Head, ExchangeFailure>> read_head(bool request_was_head);
+  /// `upgrading`: the request asked for an upgrade, so a 101 is its answer, not an interim response.
+  Task<Result<Head, ExchangeFailure>> read_head(bool request_was_head, bool upgrading = false);
   /// The next piece of the body (a view into the buffer, valid until the next call); empty at its end.
   Task<Result<std::string_view, ClientError>> next_piece();
 
   /// Whether the connection can carry another request: the body is done, both sides keep it alive, and
   /// the server sent nothing more (bytes nobody asked for mean the framing went wrong somewhere).
   bool reusable() const noexcept { return body_done && keep_alive && begin_ == end_; }
+  /// After a 101: the bytes read past its head, which belong to the new protocol.
+  std::string take_unread() {
+    std::string rest{unread()};
+    begin_ = end_ = 0;
+    return rest;
+  }
   /// Ready for the pool: forgets the last exchange and a buffer a large head made grow.
   void make_idle() noexcept {
     reused = true;
@@ -338,7 +345,7 @@ struct ClientConnection {
   ChunkedDecoder chunked_;
 };
 
-Task<Result<Head, ExchangeFailure>> ClientConnection::read_head(bool request_was_head) {
+Task<Result<Head, ExchangeFailure>> ClientConnection::read_head(bool request_was_head, bool upgrading) {
   ensure_buffer();
   parser_.reset();
   bool received = begin_ < end_;
@@ -354,8 +361,8 @@ Task<Result<Head, ExchangeFailure>> ClientConnection::read_head(bool request_was
       }
       if (parsed == ResponseParser::Status::complete) {
         const ResponseHead& head = parser_.head();
-        if (head.status < 200) {
-          // 101 only answers an Upgrade, which this client never asks for: the server is confused.
+        if (head.status < 200 && !(upgrading && head.status == 101)) {
+          // 101 only answers an Upgrade request: the server is confused.
           if (head.status == 101)
             co_return Err{ExchangeFailure{
                 error(Kind::protocol,
@@ -569,7 +576,10 @@ Task<Result<std::unique_ptr<ClientConnection>, ClientError>> open_connection(con
   }
   std::error_code last;
   for (const SocketAddr& address : addresses) {
-    IoResult<TcpStream> stream = co_await TcpStream::connect(address);
+    Task<IoResult<TcpStream>> connecting = state.config.local_address
+                                               ? TcpStream::connect(address, *state.config.local_address)
+                                               : TcpStream::connect(address);
+    IoResult<TcpStream> stream = co_await std::move(connecting);
     if (!stream) {
       last = stream.error();
       continue;
@@ -596,12 +606,12 @@ Task<Result<std::unique_ptr<ClientConnection>, ClientError>> acquire(ClientState
 }
 
 Task<Result<Head, ExchangeFailure>> exchange(ClientConnection& connection, std::string_view head, Body& body,
-                                             bool request_was_head) {
+                                             bool request_was_head, bool upgrading = false) {
   IoResult<void> sent = co_await write_request(connection.stream, head, body);
   if (!sent)
     co_return Err{ExchangeFailure{
         error(Kind::io, "sending the request to " + connection.key + ": " + sent.error().message()), true}};
-  co_return co_await connection.read_head(request_was_head);
+  co_return co_await connection.read_head(request_was_head, upgrading);
 }
 
 /// Whether a request may be sent a second time (RFC 9110 9.2.2): the server may have acted on the first
@@ -668,6 +678,31 @@ Task<Result<ClientResponse, ClientError>> send_request(std::shared_ptr<ClientSta
   if (!exchanged) co_return Err{std::move(exchanged).error()};
   co_return ClientAccess::make(std::move(state), std::move(exchanged->connection), std::move(exchanged->value),
                                close_after);
+}
+
+Task<Result<UpgradedStream, ClientError>> send_upgrade(std::shared_ptr<ClientState> state,
+                                                       Result<Url, ClientError> parsed, ClientRequest request) {
+  if (!parsed) co_return Err{std::move(parsed).error()};
+  const Url& url = *parsed;
+  Result<std::string, ClientError> head = serialize_head(request, url.target, url);
+  if (!head) co_return Err{std::move(head).error()};
+  // A connection of its own: it leaves the client for good once upgraded.
+  Result<std::unique_ptr<ClientConnection>, ClientError> acquired = co_await acquire(*state, url, false);
+  if (!acquired) co_return Err{std::move(acquired).error()};
+  std::unique_ptr<ClientConnection> connection = std::move(*acquired);
+  Task<Result<Head, ExchangeFailure>> exchanging = exchange(*connection, *head, request.body, false, true);
+  Result<Result<Head, ExchangeFailure>, TimedOut> answered =
+      co_await timeout(state->config.request_timeout, std::move(exchanging));
+  if (!answered) co_return Err{timed_out("waiting for the response from", url, state->config.request_timeout)};
+  if (!*answered) co_return Err{std::move(*answered).error().error};
+  Head& answer = **answered;
+  if (answer.status != Status::switching_protocols) {
+    const std::string status = std::to_string(code(answer.status)) + " " + std::string{reason_phrase(answer.status)};
+    co_return Err{ClientError{Kind::not_upgraded,
+                              url.key + " answered " + status + " instead of 101 Switching Protocols", answer.status}};
+  }
+  std::string leftover = connection->take_unread();
+  co_return UpgradedStream{std::move(answer.headers), std::move(connection->stream), std::move(leftover)};
 }
 
 Task<Result<std::vector<CollectedResponse>, ExchangeFailure>> exchange_pipelined(
@@ -869,6 +904,10 @@ Task<Result<ClientResponse, ClientError>> Client::post(std::string_view url, std
 Task<Result<std::vector<CollectedResponse>, ClientError>> Client::pipeline(std::string_view url_base,
                                                                            std::vector<ClientRequest> requests) const {
   return detail::send_pipelined(state_, detail::parse_url(url_base), std::move(requests));
+}
+
+Task<Result<UpgradedStream, ClientError>> Client::upgrade(std::string_view url, ClientRequest request) const {
+  return detail::send_upgrade(state_, detail::parse_url(url), std::move(request));
 }
 
 std::size_t Client::idle_connections() const { return state_->idle_connections(); }

@@ -11,7 +11,9 @@ Response Rejection::into_response() const {
   std::string body = "{\"error\":" + json_quote(message);
   if (!field.empty()) body += ",\"field\":" + json_quote(field);
   body += "}";
-  return Response::json(std::move(body), status);
+  Response response = Response::json(std::move(body), status);
+  for (const auto& required : headers) response.headers.set(required.name, required.value);
+  return response;
 }
 
 std::optional<std::string_view> Headers::get(std::string_view name) const noexcept {
@@ -61,15 +63,24 @@ Task<Result<BodyStream, Rejection>> Extract<BodyStream>::from_request(Request& r
   co_return BodyStream{request.body()};
 }
 
+namespace {
+/// A 401 says how to authenticate (RFC 9110 11.6.1).
+Err<Rejection> unauthorized(std::string message) {
+  Rejection rejection{Status::unauthorized, std::move(message), "authorization"};
+  rejection.headers.set_static("www-authenticate", "Bearer");
+  return Err{std::move(rejection)};
+}
+}  // namespace
+
 Result<BearerToken, Rejection> Extract<BearerToken>::from_parts(Request& request) {
   const std::optional<std::string_view> authorization = request.header("authorization");
-  if (!authorization) return Err{Rejection{Status::unauthorized, "missing credentials", "authorization"}};
+  if (!authorization) return unauthorized("missing credentials");
   // The scheme is case-insensitive (RFC 9110 §11.1); the token is not.
   if (authorization->size() <= 7 || !detail::iequals(authorization->substr(0, 7), "bearer "))
-    return Err{Rejection{Status::unauthorized, "expected a bearer token", "authorization"}};
+    return unauthorized("expected a bearer token");
   std::string_view token = authorization->substr(7);
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
-  if (token.empty()) return Err{Rejection{Status::unauthorized, "expected a bearer token", "authorization"}};
+  if (token.empty()) return unauthorized("expected a bearer token");
   return BearerToken{token};
 }
 
@@ -111,7 +122,12 @@ Rejection json_rejection(json::Error error) {
 }
 
 Response render_rejection(const Request& request, const Rejection& rejection) {
-  if (const RejectionRenderer* render = request.rejection_renderer()) return (*render)(rejection);
+  if (const RejectionRenderer* render = request.rejection_renderer()) {
+    Response response = (*render)(rejection);
+    for (const auto& required : rejection.headers)
+      if (!response.headers.contains(required.name)) response.headers.set(required.name, required.value);
+    return response;
+  }
   return rejection.into_response();
 }
 

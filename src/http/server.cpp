@@ -29,6 +29,7 @@
 #include <mutex>
 
 #include "spindle/http/detail/field_syntax.hpp"
+#include "spindle/http/upgrade.hpp"
 #include "spindle/runtime/detail/frame_allocator.hpp"
 #include "spindle/runtime/detail/log.hpp"
 #include "spindle/runtime/detail/task_header.hpp"
@@ -49,13 +50,14 @@ std::int64_t to_ms(Duration d) noexcept { return std::chrono::duration_cast<std:
 
 /// What a connection is doing, for the sweeper.
 enum class Phase : std::uint8_t {
-  fresh,    // accepted, no request yet (header timeout)
-  idle,     // between keep-alive requests (idle timeout)
-  head,     // reading a request head (header timeout)
-  body,     // reading a request body (body timeout)
-  handler,  // the handler runs (no timeout)
-  writing,  // writing a response (write timeout)
-  closing,  // the sweeper closed it
+  fresh,     // accepted, no request yet (header timeout)
+  idle,      // between keep-alive requests (idle timeout)
+  head,      // reading a request head (header timeout)
+  body,      // reading a request body (body timeout)
+  handler,   // the handler runs (no timeout)
+  writing,   // writing a response (write timeout)
+  closing,   // the sweeper closed it
+  upgraded,  // another protocol runs on it (no timeout; told when a graceful shutdown begins)
 };
 
 }  // namespace
@@ -124,6 +126,7 @@ struct ServerState {
         return to_ms(config.write_timeout);
       case Phase::handler:
       case Phase::closing:
+      case Phase::upgraded:
         return INT64_MAX;
     }
     return INT64_MAX;
@@ -146,6 +149,12 @@ struct ServerState {
       }
       Phase phase = node->phase.load(std::memory_order_acquire);
       if (phase == Phase::closing) continue;
+      if (phase == Phase::upgraded) {
+        // Shut the reading side once: a task waiting to read wakes with end-of-stream, sees the server
+        // draining, and can still write its goodbye (UpgradedConnection::draining).
+        if (drain && !node->expired.exchange(true, std::memory_order_acq_rel)) ::shutdown(node->fd, SHUT_RD);
+        continue;
+      }
       const bool waiting = phase == Phase::fresh || phase == Phase::idle;
       const bool expired = now - node->since.load(std::memory_order_relaxed) >= limit_for(phase);
       if (waiting && (drain || expired)) {
@@ -233,8 +242,9 @@ void append_head(std::string& out, const Response& response, Framing framing, st
                  int version_minor) {
   using namespace std::string_view_literals;
   int status = code(response.status);
-  // A 1xx is not a final answer (the client would wait for another); the server sends 100 itself.
-  if (status < 200 || status > 599) status = 500;
+  // A 1xx is not a final answer (the client would wait for another); the server sends 100 itself, and
+  // a 101 only with an upgrade (serve_burst checks).
+  if ((status < 200 && status != 101) || status > 599) status = 500;
   const std::string_view reason = reason_phrase(static_cast<Status>(status));
   const std::string_view date = http_date();
   char length_digits[24];
@@ -242,7 +252,8 @@ void append_head(std::string& out, const Response& response, Framing framing, st
   if (framing == Framing::length)
     length_size = static_cast<std::size_t>(
         std::to_chars(length_digits, length_digits + sizeof length_digits, length).ptr - length_digits);
-  const std::string_view connection = !keep_alive          ? "Connection: close\r\n"sv
+  const std::string_view connection = status == 101        ? "Connection: upgrade\r\n"sv
+                                      : !keep_alive        ? "Connection: close\r\n"sv
                                       : version_minor == 0 ? "Connection: keep-alive\r\n"sv
                                                            : ""sv;
   constexpr std::string_view kLength = "Content-Length: "sv, kChunked = "Transfer-Encoding: chunked\r\n"sv;
@@ -829,11 +840,44 @@ Task<bool> finish_answer(ServerState& server, Session& s, TcpStream& stream, Res
   co_return written&& keep_alive;
 }
 
+/// What takes a connection over after a 101, and the bytes read past the request that asked for it.
+struct Takeover {
+  std::shared_ptr<Upgrade> upgrade;
+  std::string leftover;
+};
+
+/// A response with an upgrade: writes the 101 and fills `takeover`, true; or, when the upgrade cannot
+/// happen, turns the response into the answer to send instead (an upgrade with another status is just
+/// dropped), false.
+Task<bool> switch_protocols(ServerState& server, Session& s, Response& response, const Exchange& exchange,
+                            bool was_detached, Takeover& takeover) {
+  if (response.status != Status::switching_protocols) {
+    response.upgrade.reset();
+    co_return false;
+  }
+  if (server.draining.load(std::memory_order_acquire)) {
+    response = Response::error(Status::service_unavailable, "the server is shutting down");
+    co_return false;
+  }
+  if (exchange.version_minor == 0 || exchange.is_head || s.must_close) {
+    response = Response::error(Status::bad_request, "this request cannot switch protocols");
+    co_return false;
+  }
+  append_head(s.out, response, Framing::none, 0, true, 1);
+  if (!was_detached) s.finish_request();
+  const bool sent = co_await s.flush(Phase::upgraded);
+  if (!sent) co_return true;  // the connection failed: nothing to take over, it closes
+  takeover.leftover.assign(s.unread());
+  takeover.upgrade = std::move(response.upgrade);
+  co_return true;
+}
+
 /// Answers requests while bytes keep coming; true when the connection is drained and idle (the session
 /// can go back to the pool), false when it must close. Before a handler that may wait, a request with no
 /// body left to read and nothing pipelined behind it is detached from the session (DetachedHead), the
 /// session goes back to the pool, and a fresh one is leased for the response: `s` then changes.
-Task<bool> serve_burst(ServerState& server, TcpStream& stream, ConnectionNode& node, SessionLease& lease) {
+Task<bool> serve_burst(ServerState& server, TcpStream& stream, ConnectionNode& node, SessionLease& lease,
+                       Takeover& takeover) {
   Session* s = &lease.acquire();
   s->prepare(server, stream, node);
   for (;;) {
@@ -892,6 +936,10 @@ Task<bool> serve_burst(ServerState& server, TcpStream& stream, ConnectionNode& n
         if (!discarded) keep_alive = false;
       }
       if (s->must_close) keep_alive = false;
+      if (response.upgrade != nullptr) {
+        const bool upgraded = co_await switch_protocols(server, *s, response, exchange, was_detached, takeover);
+        if (upgraded) co_return false;
+      }
       const Rest rest = queue_response(*s, response, exchange, keep_alive);
       if (!was_detached) s->finish_request();
       bool stays_open = true;
@@ -937,18 +985,32 @@ Task<void> run_connection(std::shared_ptr<ServerState> server, TcpStream stream)
   struct Detach {
     ServerState& server;
     ConnectionNode& node;
-    ~Detach() { server.detach(node); }
+    bool done = false;
+    void now() {
+      if (!std::exchange(done, true)) server.detach(node);
+    }
+    ~Detach() { now(); }
   } detach{*server, node};
 
   SessionLease lease;
+  Takeover takeover;
   Phase waiting = Phase::fresh;
   for (;;) {
     // No buffer while waiting: this is the state 10,000 idle keep-alive connections are in.
     const IoResult<void> readable = co_await stream.readable();
     if (!readable) co_return;
     if (!node.activate(waiting)) co_return;  // the sweeper closed it (timeout or shutdown)
-    const bool idle = co_await serve_burst(*server, stream, node, lease);
+    const bool idle = co_await serve_burst(*server, stream, node, lease, takeover);
     lease.reset();
+    if (takeover.upgrade != nullptr) {
+      // The connection is the new protocol's. Its task holds the socket, which must stay open while the
+      // node is registered (the sweeper shuts sockets by fd): leave the registry before it ends.
+      Task<void> protocol =
+          takeover.upgrade->run(UpgradedConnection{std::move(stream), std::move(takeover.leftover), &server->draining});
+      co_await protocol;
+      detach.now();
+      co_return;
+    }
     if (!idle || server->draining.load(std::memory_order_acquire)) co_return;
     waiting = Phase::idle;
     node.enter(Phase::idle);

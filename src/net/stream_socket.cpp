@@ -1,5 +1,6 @@
 #include "spindle/net/detail/stream_socket.hpp"
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 namespace spindle::detail {
@@ -39,10 +40,19 @@ IoResult<void> StreamSocket::shutdown(Shutdown how) noexcept {
   return {};
 }
 
-Task<IoResult<AsyncFd>> connect_socket(int family, const sockaddr* address, socklen_t length) {
+Task<IoResult<AsyncFd>> connect_socket(int family, const sockaddr* address, socklen_t length, const sockaddr* local,
+                                       socklen_t local_length) {
   const int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) co_return last_os_error();
   AsyncFd owner(fd);  // closes the socket if connecting fails or the task is cancelled
+  if (local != nullptr) {
+    // The port is chosen at connect(), per destination: with bind() choosing it, each local address would
+    // be limited to one connection per ephemeral port across every destination.
+    const int one = 1;
+    if (family == AF_INET || family == AF_INET6)
+      (void)::setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    if (::bind(fd, local, local_length) != 0) co_return last_os_error();
+  }
   int started;
   do started = ::connect(fd, address, length);
   while (started != 0 && errno == EINTR);

@@ -28,6 +28,15 @@ Task<IoResult<TcpStream>> TcpStream::connect(SocketAddr address) {
   co_return stream;
 }
 
+Task<IoResult<TcpStream>> TcpStream::connect(SocketAddr address, SocketAddr local) {
+  IoResult<detail::AsyncFd> fd = co_await detail::connect_socket(
+      address.family(), address.native(), address.native_size(), local.native(), local.native_size());
+  if (!fd) co_return Err{fd.error()};
+  TcpStream stream{std::move(*fd)};
+  if (auto nodelay = stream.set_nodelay(true); !nodelay) co_return Err{nodelay.error()};
+  co_return stream;
+}
+
 IoResult<void> TcpStream::set_nodelay(bool enabled) noexcept {
   const int value = enabled ? 1 : 0;
   if (::setsockopt(native_handle(), IPPROTO_TCP, TCP_NODELAY, &value, sizeof value) != 0) return last_os_error();

@@ -29,6 +29,8 @@
 #include "spindle/http/header_map.hpp"
 #include "spindle/http/parser.hpp"
 #include "spindle/http/status.hpp"
+#include "spindle/net/socket_address.hpp"
+#include "spindle/net/tcp_stream.hpp"
 #include "spindle/result.hpp"
 #include "spindle/runtime/task.hpp"
 #include "spindle/runtime/time.hpp"
@@ -42,6 +44,7 @@ namespace spindle::http {
 ///   Client client{config};
 struct ClientConfig {
   Duration connect_timeout = std::chrono::seconds(10);  ///< name resolution and TCP connect
+  std::optional<SocketAddr> local_address;              ///< connect from this address (port 0: any)
   /// From the start of the request until the response head has arrived (writing the request included).
   /// Reading the body has no deadline of its own: wrap next() or text() in spindle::timeout if needed.
   Duration request_timeout = std::chrono::seconds(30);
@@ -64,9 +67,15 @@ struct ClientError {
     io,               ///< the connection failed or closed too early
     protocol,         ///< the server's answer is not valid HTTP/1.1 (what a proxy would call a 502)
     too_large,        ///< a response head over the limits, or a body over max_collect
+    not_upgraded,     ///< Client::upgrade: the server answered with another status than 101 (`status`)
   };
+  ClientError() = default;
+  ClientError(Kind error_kind, std::string text, std::optional<Status> answered = std::nullopt)
+      : kind(error_kind), message(std::move(text)), status(answered) {}
+
   Kind kind = Kind::io;
   std::string message;
+  std::optional<Status> status;  ///< for not_upgraded: what the server answered instead
 };
 
 /// A request to send. The target is set from the URL by Client::send; Host, Content-Length and
@@ -89,6 +98,13 @@ struct CollectedResponse {
   int version_minor = 1;
   HeaderMap headers;
   std::string body;
+};
+
+/// A connection another protocol takes over, as Client::upgrade returns it after 101 Switching Protocols.
+struct UpgradedStream {
+  HeaderMap headers;  ///< the 101 response's fields (Upgrade, Sec-WebSocket-Accept, ...)
+  TcpStream stream;
+  std::string leftover;  ///< bytes of the new protocol that arrived with the 101 head, already read
 };
 
 namespace detail {
@@ -185,6 +201,18 @@ class Client {
   ///   auto responses = co_await client.pipeline("http://127.0.0.1:8080", std::move(batch));
   Task<Result<std::vector<CollectedResponse>, ClientError>> pipeline(std::string_view url_base,
                                                                      std::vector<ClientRequest> requests) const;
+
+  /// Sends `request` on a new connection (never a pooled one) and hands the connection over once the
+  /// server answers 101 Switching Protocols; the request must ask for the upgrade itself (Connection:
+  /// upgrade, Upgrade: ...). Any other final status is Kind::not_upgraded with that status. connect_timeout
+  /// and request_timeout apply as for send(). spindle::ws::connect is built on it.
+  ///
+  ///   ClientRequest request;
+  ///   request.headers.set("connection", "upgrade");
+  ///   request.headers.set("upgrade", "my-protocol");
+  ///   auto upgraded = co_await client.upgrade("http://127.0.0.1:8080/tunnel", std::move(request));
+  ///   if (upgraded) co_await upgraded->stream.write_all("hello");
+  Task<Result<UpgradedStream, ClientError>> upgrade(std::string_view url, ClientRequest request) const;
 
   /// Idle connections in the pool, every host together.
   std::size_t idle_connections() const;

@@ -48,9 +48,16 @@ namespace spindle::http {
 ///
 ///   return Err{Rejection{Status::unprocessable_entity, "must be positive", "limit"}};
 struct Rejection {
+  Rejection() = default;
+  Rejection(Status status_code, std::string text, std::string field_name = {})
+      : status(status_code), message(std::move(text)), field(std::move(field_name)) {}
+
   Status status = Status::bad_request;
   std::string message;
   std::string field;
+  /// Fields the protocol requires with this status (WWW-Authenticate with a 401, Sec-WebSocket-Version
+  /// with a 426): every rendering keeps them, a Router::on_rejection renderer's too.
+  HeaderMap headers;
 
   /// {"error": message} or {"error": message, "field": field}, as JSON.
   Response into_response() const;

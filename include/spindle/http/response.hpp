@@ -1,6 +1,7 @@
 #pragma once
 // Response: what a handler returns.
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -10,6 +11,8 @@
 
 namespace spindle::http {
 
+class Upgrade;
+
 /// An HTTP response. The server adds Date, Content-Length or Transfer-Encoding, and Connection itself;
 /// the handler sets the status, its own header fields and the body.
 ///
@@ -18,9 +21,16 @@ namespace spindle::http {
 ///   created.headers.set("content-type", "application/json");
 ///   created.headers.set("location", "/users/7");
 struct Response {
+  Response() = default;
+  Response(Status status_code, HeaderMap fields = {}, Body content = {})  // NOLINT: implicit from a Status
+      : status(status_code), headers(std::move(fields)), body(std::move(content)) {}
+
   Status status = Status::ok;
   HeaderMap headers;
   Body body;
+  /// With status 101 Switching Protocols: what takes the connection over once the 101 is written
+  /// (http/upgrade.hpp). Ignored with any other status; a 101 without it is answered as a 500.
+  std::shared_ptr<Upgrade> upgrade;
 
   /// 200 with a text/plain body.
   static Response text(std::string body, Status status = Status::ok);

@@ -20,6 +20,9 @@ class TcpStream : public detail::StreamSocket {
   explicit TcpStream(detail::AsyncFd fd) noexcept : StreamSocket(std::move(fd)) {}
 
   static Task<IoResult<TcpStream>> connect(SocketAddr address);
+  /// From a given local address (port 0: any), e.g. 127.0.0.2 to open more connections to one server than
+  /// one source address has ephemeral ports.
+  static Task<IoResult<TcpStream>> connect(SocketAddr address, SocketAddr local);
 
   /// Disables Nagle's algorithm: small writes leave at once (request/response protocols want this).
   IoResult<void> set_nodelay(bool enabled) noexcept;

@@ -53,7 +53,9 @@ class StreamSocket {
 };
 
 /// Creates a non-blocking socket and connects it; the socket, once connected.
-Task<IoResult<AsyncFd>> connect_socket(int family, const sockaddr* address, socklen_t length);
+/// With `local`: bound to that address first (its port 0: any).
+Task<IoResult<AsyncFd>> connect_socket(int family, const sockaddr* address, socklen_t length,
+                                       const sockaddr* local = nullptr, socklen_t local_length = 0);
 
 }  // namespace detail
 }  // namespace spindle
