@@ -88,6 +88,42 @@ class Receiver {
   /// The next value, or lagged (with the count missed), or closed once every sender is gone.
   Awaiter recv() noexcept { return Awaiter{*this}; }
 
+  /// What recv() would return, if it would not wait; nullopt if it would (Tokio's try_recv).
+  std::optional<Result<T, RecvError>> try_recv() {
+    {
+      std::lock_guard lock(shared_->mutex);
+      if (!ready_locked()) return std::nullopt;
+    }
+    return take();
+  }
+
+  /// For a task that waits on this receiver and on something else at once (a socket): arm() asks for the
+  /// suspension `h` to be woken when recv() would not wait, or returns false if it would not wait now;
+  /// the Watch's destruction withdraws the request. Whichever wakes the task first wins (task_header.hpp).
+  class Watch {
+   public:
+    explicit Watch(Receiver& receiver) noexcept : receiver_(&receiver) {}
+    Watch(Watch&& other) noexcept : receiver_(other.receiver_) {}  // until armed
+    Watch& operator=(Watch&&) = delete;
+    ~Watch() {
+      std::lock_guard lock(receiver_->shared_->mutex);
+      receiver_->shared_->waiters.remove(waiter_);
+    }
+    bool arm(std::coroutine_handle<> h) {
+      waiter_.waker = spindle::detail::make_waker(h);
+      std::lock_guard lock(receiver_->shared_->mutex);
+      if (receiver_->ready_locked()) return false;
+      receiver_->shared_->waiters.push_back(waiter_);
+      return true;
+    }
+    /// Wakes the suspension armed for (when arm() found the receiver ready).
+    void wake() noexcept { waiter_.waker.wake(); }
+
+   private:
+    Receiver* receiver_;
+    spindle::detail::SyncWaiter waiter_;
+  };
+
  private:
   bool ready_locked() const noexcept { return next_ < shared_->tail || shared_->senders == 0; }
 

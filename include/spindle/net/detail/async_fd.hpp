@@ -113,6 +113,9 @@ class IoAwaiter : private IoOp {
       observed_ = registration_->readiness(Direction).load(std::memory_order_acquire);  // an event came: retry
     }
   }
+  /// Whether the operation has its result (a task woken by something else while this was parked: not).
+  bool completed() const noexcept { return result_.has_value(); }
+
   IoResult<T> await_resume() {
     if (parked_) {
       parked_ = false;

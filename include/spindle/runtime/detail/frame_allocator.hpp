@@ -47,4 +47,19 @@ struct FrameStats {
 };
 FrameStats frame_stats() noexcept;
 
+/// A standard allocator on the frame allocator, for the objects a server holds one of per connection
+/// (a WebSocket's state, by allocate_shared): size classes instead of malloc, so no per-block header, and
+/// no interleaving with the short-lived allocations of the request that created them, which would leave
+/// holes behind once those are freed.
+template <class T>
+struct FrameAllocator {
+  using value_type = T;
+  FrameAllocator() noexcept = default;
+  template <class U>
+  FrameAllocator(const FrameAllocator<U>&) noexcept {}  // NOLINT: rebinding is implicit by design
+  T* allocate(std::size_t n) { return static_cast<T*>(allocate_frame(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t n) noexcept { deallocate_frame(p, n * sizeof(T)); }
+  friend bool operator==(FrameAllocator, FrameAllocator) noexcept { return true; }
+};
+
 }  // namespace spindle::detail

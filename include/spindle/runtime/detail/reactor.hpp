@@ -21,6 +21,7 @@
 #include <system_error>
 
 #include "spindle/result.hpp"
+#include "spindle/runtime/detail/frame_allocator.hpp"
 #include "spindle/runtime/detail/spin_lock.hpp"
 #include "spindle/runtime/detail/task_header.hpp"
 
@@ -54,6 +55,9 @@ enum class IoDirection { read, write };
 /// the park, whichever thread drives the reactor.
 struct IoRegistration {
   static IoRegistration* create(int fd) { return new IoRegistration(fd); }
+  // One per socket, as long as the socket: from the frame allocator's size classes (frame_allocator.hpp).
+  static void* operator new(std::size_t size) { return allocate_frame(size); }
+  static void operator delete(void* p, std::size_t size) noexcept { deallocate_frame(p, size); }
   void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
