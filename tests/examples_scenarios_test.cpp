@@ -10,6 +10,7 @@
 #include "support/child_process.hpp"
 #include "support/example_server.hpp"
 #include "support/http_harness.hpp"
+#include "support/ws_raw.hpp"
 
 using namespace std::chrono_literals;
 using spindle_test::ChildProcess;
@@ -144,4 +145,41 @@ TEST(ExamplesScenarios, GracefulShutdownFinishesTheRequestInFlight) {
   EXPECT_EQ(response->status, 200);
   EXPECT_EQ(response->body, "worked 700 ms\n");
   EXPECT_EQ(response->header("connection"), "close");
+}
+
+TEST(ExamplesScenarios, ChatBroadcastsToEverySocketAndTheEventFeed) {
+  Example example{SPINDLE_CHAT_BINARY};
+  auto page = example.send(get("/"));
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_NE(page->body.find("new WebSocket"), std::string::npos);
+
+  // An SSE reader, raw: the head, then events as they come.
+  RawConnection feed{example.port};
+  feed.send(get("/events"));
+  spindle_test::RawWebSocket alice{example.port, "/ws"};
+  spindle_test::RawWebSocket bob{example.port, "/ws"};
+  std::this_thread::sleep_for(200ms);  // every subscriber is in before the message
+  alice.send_frame(spindle::ws::Opcode::text, "hello, room");
+  for (spindle_test::RawWebSocket* socket : {&alice, &bob}) {
+    auto message = socket->read_data_or_close();
+    ASSERT_TRUE(message);
+    EXPECT_EQ(message->opcode, spindle::ws::Opcode::text);
+    EXPECT_EQ(message->payload, "hello, room");  // the sender gets it too
+  }
+  std::string received;
+  char chunk[4096];
+  while (received.find("data: hello, room\n\n") == std::string::npos) {
+    const ssize_t n = ::recv(feed.fd(), chunk, sizeof chunk, 0);
+    ASSERT_GT(n, 0) << received;
+    received.append(chunk, static_cast<std::size_t>(n));
+  }
+  EXPECT_NE(received.find("content-type: text/event-stream"), std::string::npos);
+
+  // SIGTERM: the sockets are told the server is going away, and it exits 0.
+  example.stop();
+  auto goodbye = alice.read_data_or_close();
+  ASSERT_TRUE(goodbye);
+  EXPECT_EQ(goodbye->opcode, spindle::ws::Opcode::close);
+  EXPECT_EQ(goodbye->close_code(), 1001);
 }

@@ -30,8 +30,11 @@ struct ServerArgs {
   bool per_core = false;
 };
 
-inline ServerArgs parse_server_args(int argc, char** argv, const std::string& description) {
+/// The shared options; `more` adds an example's own (`app.add_flag("--compression", flag, "...")`).
+inline ServerArgs parse_server_args(int argc, char** argv, const std::string& description,
+                                    const std::function<void(CLI::App&)>& more = {}) {
   CLI::App app{description};
+  if (more) more(app);
   std::string listen = "127.0.0.1:8080";
   unsigned workers = 1;
   std::string scheduler = "work-stealing";

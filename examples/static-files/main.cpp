@@ -14,19 +14,11 @@ using namespace spindle;
 using namespace spindle::http;
 
 int main(int argc, char** argv) {
-  // The example's own flag, then the shared ones (--listen, --workers): CLI11 is strict, so --dir is
-  // taken out of argv before.
   std::filesystem::path dir = std::filesystem::canonical("/proc/self/exe").parent_path() / "public";
-  std::vector<char*> rest;
-  for (int i = 0; i < argc; ++i) {
-    if (std::string_view{argv[i]} == "--dir" && i + 1 < argc) {
-      dir = argv[++i];
-      continue;
-    }
-    rest.push_back(argv[i]);
-  }
-  const examples::ServerArgs args = examples::parse_server_args(static_cast<int>(rest.size()), rest.data(),
-                                                                "Static files example (--dir PATH: what to serve)");
+  const examples::ServerArgs args =
+      examples::parse_server_args(argc, argv, "Static files example", [&dir](CLI::App& app) {
+        app.add_option("--dir", dir, "the folder to serve (default: public/ next to the binary)");
+      });
   if (!std::filesystem::is_directory(dir)) {
     std::fprintf(stderr, "--dir: %s is not a directory\n", dir.c_str());
     return 2;
