@@ -454,6 +454,18 @@ Router<> room_router(spindle::ws::Broadcast& room) {
   };
   router.route("/room", spindle::http::get(joined(spindle::ws::Lagging::close)));
   router.route("/room-skip", spindle::http::get(joined(spindle::ws::Lagging::skip)));
+  router.route("/room-deflate", spindle::http::get([&room](spindle::ws::WebSocketUpgrade upgrade) {
+                 spindle::ws::Config config;
+                 config.compression = spindle::ws::DeflateConfig{};
+                 return upgrade.config(config).on_upgrade([&room](spindle::ws::WebSocket socket) -> Task<void> {
+                   socket.join(room);
+                   for (;;) {
+                     auto message = co_await socket.recv();
+                     if (!message || message->is_close()) co_return;
+                     room.send(std::move(*message));
+                   }
+                 });
+               }));
   router.route("/forwarded", spindle::http::get([&room](spindle::ws::WebSocketUpgrade upgrade) {
                  return upgrade.on_upgrade([&room](spindle::ws::WebSocket socket) -> Task<void> {
                    auto [sender, receiver] = std::move(socket).split();
@@ -500,6 +512,30 @@ TEST(WsServer, ASocketThatFallsBehindTheRoomIsClosedOrSkipsAhead) {
     ASSERT_TRUE(message);
     EXPECT_EQ(message->payload, "m " + std::to_string(i));
   }
+}
+
+TEST(WsServer, ABroadcastIsCompressedOnceForTheSocketsThatAgreedToDeflate) {
+  spindle::ws::Broadcast room{4};
+  TestServer server{room_router(room)};
+  RawWebSocket plain{server.port(), "/room"};
+  RawWebSocket deflating{server.port(), "/room-deflate", "Sec-WebSocket-Extensions: permessage-deflate\r\n"};
+  std::this_thread::sleep_for(100ms);
+  std::string text;
+  while (text.size() < 4000) text += "the same words again and again ";
+  plain.send_frame(Opcode::text, text);
+  auto as_is = plain.read_data_or_close();
+  ASSERT_TRUE(as_is);
+  EXPECT_FALSE(as_is->rsv1);
+  EXPECT_EQ(as_is->payload, text);
+  auto compressed = deflating.read_data_or_close();
+  ASSERT_TRUE(compressed);
+  EXPECT_TRUE(compressed->rsv1);
+  EXPECT_LT(compressed->payload.size(), text.size() / 10);
+  spindle::ws::detail::MessageInflater inflater{15, true};
+  std::string inflated;
+  EXPECT_EQ(inflater.inflate(compressed->payload, inflated, 1 << 20), spindle::ws::detail::MessageInflater::Status::ok);
+  EXPECT_EQ(inflater.finish(inflated, 1 << 20), spindle::ws::detail::MessageInflater::Status::ok);
+  EXPECT_EQ(inflated, text);
 }
 
 }  // namespace
