@@ -6,10 +6,8 @@
 //
 // It is also the server of bench/websocket, which holds 50,000 sockets open on it.
 #include <spindle/http.hpp>
-#include <spindle/http/sse.hpp>
 #include <spindle/spindle.hpp>
-#include <spindle/ws/broadcast.hpp>
-#include <spindle/ws/upgrade.hpp>
+#include <spindle/ws.hpp>
 
 #include "server_main.hpp"
 

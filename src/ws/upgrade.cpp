@@ -126,19 +126,26 @@ http::Response WebSocketUpgrade::accept(std::shared_ptr<Session> session) {
   return response;
 }
 
+namespace {
+/// Logged outside the coroutine below: its frame lives as long as the socket, so it holds no string.
+void log_handler_failure(std::exception_ptr failure) {
+  const std::string what = http::detail::describe_exception(failure);
+  spindle::detail::log_warning("ws: a WebSocket handler threw: %s", what.c_str());
+}
+}  // namespace
+
 Task<void> WebSocketUpgrade::Session::run(http::UpgradedConnection connection) {
   handshake.draining = connection.draining;
   // The socket shares this upgrade's handshake (its config, subprotocol, parameters): no copy per socket.
-  std::shared_ptr<const detail::Handshake> shared{shared_from_this(), &handshake};
-  WebSocket socket{std::move(connection.stream), std::move(connection.leftover), std::move(shared)};
+  WebSocket socket{std::move(connection.stream), std::move(connection.leftover),
+                   std::shared_ptr<const detail::Handshake>{shared_from_this(), &handshake}};
   std::shared_ptr<detail::Core> core = detail::core_of(socket);
   std::uint16_t code = close_code::normal;
   try {
     Task<void> handler = start(std::move(socket));
     co_await std::move(handler);
   } catch (...) {
-    const std::string what = http::detail::describe_exception(std::current_exception());
-    spindle::detail::log_warning("ws: a WebSocket handler threw: %s", what.c_str());
+    log_handler_failure(std::current_exception());
     code = close_code::internal_error;
   }
   Task<void> finishing = detail::finish(std::move(core), code);
