@@ -111,12 +111,26 @@ std::string close_payload(std::uint16_t code, std::string_view reason) {
 
 // --- PreparedMessage
 
+namespace {
+/// A whole unmasked frame in one string: what every server socket can write as it is.
+std::shared_ptr<const std::string> whole_frame(MessageKind kind, bool rsv1, std::string_view payload) {
+  auto frame = std::make_shared<std::string>(detail::kMaxFrameHeader + payload.size(), '\0');
+  const std::size_t header = detail::encode_frame_header(
+      frame->data(), kind == MessageKind::text ? Opcode::text : Opcode::binary, true, rsv1, payload.size(), false, 0);
+  std::memcpy(frame->data() + header, payload.data(), payload.size());
+  frame->resize(header + payload.size());
+  return frame;
+}
+}  // namespace
+
 struct PreparedMessage::State {
   MessageKind kind;
-  std::string data;
-  std::shared_ptr<const std::string> plain;  // the unmasked frame, header included
+  std::shared_ptr<const std::string> plain;  // the unmasked frame: header, then the message
+  std::size_t header_size;
   std::mutex mutex;
   std::array<std::shared_ptr<const std::string>, 16> deflated;  // by window bits, made on first use
+
+  std::string_view data() const noexcept { return std::string_view{*plain}.substr(header_size); }
 
   /// The compressed frame for sockets whose server side compresses each message afresh.
   std::shared_ptr<const std::string> deflated_frame(const DeflateConfig& config, int window_bits) {
@@ -125,14 +139,8 @@ struct PreparedMessage::State {
     if (slot == nullptr) {
       detail::MessageDeflater deflater{window_bits, true, config.level, config.mem_level};
       std::string payload;
-      deflater.deflate(data, payload);
-      auto frame = std::make_shared<std::string>(detail::kMaxFrameHeader + payload.size(), '\0');
-      const std::size_t header =
-          detail::encode_frame_header(frame->data(), kind == MessageKind::text ? Opcode::text : Opcode::binary, true,
-                                      true, payload.size(), false, 0);
-      std::memcpy(frame->data() + header, payload.data(), payload.size());
-      frame->resize(header + payload.size());
-      slot = std::move(frame);
+      deflater.deflate(data(), payload);
+      slot = whole_frame(kind, true, payload);
     }
     return slot;
   }
@@ -142,18 +150,12 @@ PreparedMessage::PreparedMessage(Message message) : state_(std::make_shared<Stat
   if (!message.is_text() && !message.is_binary())
     throw std::invalid_argument("ws::PreparedMessage: only a text or binary message can be prepared");
   state_->kind = message.kind();
-  state_->data = std::move(message).take();
-  auto frame = std::make_shared<std::string>(detail::kMaxFrameHeader + state_->data.size(), '\0');
-  const std::size_t header =
-      detail::encode_frame_header(frame->data(), state_->kind == MessageKind::text ? Opcode::text : Opcode::binary,
-                                  true, false, state_->data.size(), false, 0);
-  std::memcpy(frame->data() + header, state_->data.data(), state_->data.size());
-  frame->resize(header + state_->data.size());
-  state_->plain = std::move(frame);
+  state_->plain = whole_frame(message.kind(), false, message.data());
+  state_->header_size = state_->plain->size() - message.data().size();
 }
 
 MessageKind PreparedMessage::kind() const noexcept { return state_->kind; }
-std::string_view PreparedMessage::data() const noexcept { return state_->data; }
+std::string_view PreparedMessage::data() const noexcept { return state_->data(); }
 
 namespace detail {
 
