@@ -55,7 +55,6 @@ using namespace std::string_view_literals;
 constexpr int kFullWeight = 1000;  // q=1, in thousandths
 constexpr int kNotListed = -1;
 
-
 /// qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ), in thousandths.
 std::optional<int> parse_qvalue(std::string_view text) noexcept {
   if (text.empty() || (text[0] != '0' && text[0] != '1')) return std::nullopt;

@@ -80,7 +80,6 @@ constexpr bool is_valid_boundary(std::string_view boundary) noexcept {
   return true;
 }
 
-
 /// Parses the parameters after a media type or a disposition type, `*( OWS ";" OWS [ name "=" value ] )`
 /// (RFC 9110 5.6.6; Content-Disposition's are the same, RFC 6266), where a value is a token or a
 /// quoted-string. Calls `on_parameter(name, value)` for each, with the quoted-string's escapes undone;
