@@ -164,7 +164,9 @@ enum class Lagging : std::uint8_t {
   skip,   ///< it misses the messages it had no room for
 };
 
-/// A WebSocket connection. Move-only; split() it to receive in one task and send from others.
+/// A WebSocket connection. Move-only; split() it to receive in one task and send from others. A client's
+/// socket ends with close() (the close handshake); destroying it without that just drops the TCP
+/// connection (its peer sees 1006). A server's socket is closed properly when its handler returns.
 ///
 ///   Task<void> echo(ws::WebSocket socket) {
 ///     for (;;) {
