@@ -48,7 +48,8 @@ class Event {
   Event data(std::string_view text) && { return std::move(data(text)); }
   /// The payload as JSON (spindle::json::to_string, which writes no line breaks: one data line).
   ///
-  ///   co_await events.send(Event{}.event("score").json_data(score));
+  ///   auto sending = events.send(Event{}.event("score").json_data(score));   // GCC 12: a named local
+  ///   const bool sent = co_await std::move(sending);
   template <class T>
   Event& json_data(const T& value) & {
     return data(json::to_string(value));
@@ -84,7 +85,8 @@ class SseSender {
   /// down). False once the client is gone: stop producing then.
   ///
   ///   while (true) {
-  ///     const bool sent = co_await events.send(Event{}.event("tick").data(std::to_string(n++)));
+  ///     auto sending = events.send(Event{}.event("tick").data(std::to_string(n++)));
+  ///     const bool sent = co_await std::move(sending);
   ///     if (!sent) co_return;   // the client left
   ///     co_await sleep(std::chrono::seconds(1));
   ///   }
@@ -108,8 +110,11 @@ class SseSender {
 ///   Sse live(State<App> app) {
 ///     auto [events, sse] = Sse::channel();
 ///     spawn([](SseSender events, Feed feed) -> Task<void> {
-///       while (std::optional<Score> score = co_await feed.next()) {
-///         const bool sent = co_await events.send(Event{}.event("score").json_data(*score));
+///       for (;;) {
+///         std::optional<Score> score = co_await feed.next();
+///         if (!score) co_return;
+///         auto sending = events.send(Event{}.event("score").json_data(*score));
+///         const bool sent = co_await std::move(sending);
 ///         if (!sent) co_return;   // the client left
 ///       }
 ///     }(std::move(events), app->feed())).detach();

@@ -2,8 +2,9 @@
 // Fan-out to many WebSockets (chat rooms, live events), built on the runtime's broadcast channel
 // (sync/broadcast.hpp). A message is encoded once (PreparedMessage): every subscriber writes the same
 // frame bytes, and with permessage-deflate the compressed frame is made once too. A subscriber that falls
-// more than `capacity` messages behind (its socket's send queue full, its peer not reading) is closed with
-// 1008 by default, so one slow client never holds up the others or grows memory.
+// more than `capacity` messages behind is closed with 1008 by default (Lagging), so one slow client never
+// holds up the others or grows memory: a socket that joined falls behind when its send queue is full; a
+// forward_to task, when its sends wait (SlowConsumer::wait) while the room moves on.
 
 #include <cstddef>
 
