@@ -539,3 +539,91 @@ TEST(WsServer, ABroadcastIsCompressedOnceForTheSocketsThatAgreedToDeflate) {
 }
 
 }  // namespace
+
+namespace {
+
+struct Tally {
+  std::atomic<int> binaries{0};
+  std::atomic<int> close_code{0};
+};
+
+/// /backlog queues 300 frames of 64 KiB (19 MiB, more than loopback's socket buffers take), then waits
+/// for the peer's Close;
+/// /count counts the binary messages it receives and records the Close.
+Router<> backlog_router(Tally& tally) {
+  spindle::ws::Config config;
+  config.max_send_queue = 32 * 1024 * 1024;  // all the frames queue at once: the handler gets to recv()
+  Router<> router;
+  router.route("/backlog", spindle::http::get([config](spindle::ws::WebSocketUpgrade upgrade) {
+                 return upgrade.config(config).on_upgrade([](spindle::ws::WebSocket socket) -> Task<void> {
+                   const std::string chunk(64 * 1024, 'q');
+                   for (int i = 0; i < 300; ++i) {
+                     auto sending = socket.send(Message::binary(chunk));
+                     auto sent = co_await std::move(sending);
+                     if (!sent) co_return;
+                   }
+                   auto close = co_await socket.recv();  // the peer's Close: answered behind the queued frames
+                   (void)close;
+                 });
+               }));
+  router.route("/count", spindle::http::get([&tally](spindle::ws::WebSocketUpgrade upgrade) {
+                 return upgrade.on_upgrade([&tally](spindle::ws::WebSocket socket) -> Task<void> {
+                   for (;;) {
+                     auto message = co_await socket.recv();
+                     if (!message) co_return;
+                     if (message->is_binary()) ++tally.binaries;
+                     if (message->is_close()) {
+                       tally.close_code = message->code();
+                       co_return;
+                     }
+                   }
+                 });
+               }));
+  return router;
+}
+
+TEST(WsServer, TheCloseAnswerGoesOutBehindEveryQueuedFrame) {
+  Tally tally;
+  TestServer server{backlog_router(tally)};
+  RawWebSocket socket{server.port(), "/backlog"};
+  std::this_thread::sleep_for(300ms);  // the server has queued what the kernel did not take
+  socket.send_frame(Opcode::close, "\x03\xE8");
+  int binaries = 0;
+  std::optional<spindle_test::RawFrame> frame;
+  for (;;) {
+    frame = socket.read_frame();
+    if (!frame || frame->opcode != Opcode::binary) break;
+    ++binaries;
+  }
+  EXPECT_EQ(binaries, 300);
+  ASSERT_TRUE(frame);
+  EXPECT_EQ(frame->opcode, Opcode::close);
+  EXPECT_EQ(frame->close_code(), 1000);
+}
+
+TEST(WsServer, ARoomMessageDuringTheCloseHandshakeLosesNothing) {
+  Tally tally;
+  TestServer server{backlog_router(tally)};
+  spindle::ws::Broadcast room{4};
+  client([&]() -> Task<void> {
+    auto connecting = spindle::ws::connect(url(server, "/count"));
+    auto socket = co_await std::move(connecting);
+    EXPECT_TRUE(socket);
+    if (!socket) co_return;
+    socket->join(room);
+    const std::string chunk(64 * 1024, 'c');
+    for (int i = 0; i < 200; ++i) {
+      auto sending = socket->send(Message::binary(chunk));
+      (void)co_await std::move(sending);
+    }
+    room.send(Message::text("arrives while closing"));
+    auto closing = socket->close();
+    auto closed = co_await std::move(closing);
+    EXPECT_TRUE(closed);
+  });
+  for (int i = 0; i < 100 && tally.close_code == 0; ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(tally.binaries, 200);
+  EXPECT_EQ(tally.close_code, 1000);
+}
+
+}  // namespace

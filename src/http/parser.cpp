@@ -14,6 +14,7 @@ using detail::is_tchar;
 using detail::is_token;
 using detail::is_value_char;
 
+using detail::for_each_element;
 using detail::is_ows;
 using detail::trim_ows;
 
@@ -29,19 +30,6 @@ Method method_of(std::string_view name) noexcept {
   if (name == "TRACE") return Method::trace;
   if (name == "PATCH") return Method::patch;
   return Method::other;
-}
-
-// Calls `each` with every comma-separated element of a list-valued field, trimmed; empty elements are
-// skipped (RFC 9110 5.6.1).
-template <class Each>
-void for_each_element(std::string_view value, Each each) {
-  while (!value.empty()) {
-    const std::size_t comma = value.find(',');
-    const std::string_view element = trim_ows(value.substr(0, comma));
-    if (!element.empty()) each(element);
-    if (comma == std::string_view::npos) break;
-    value.remove_prefix(comma + 1);
-  }
 }
 
 // Looks for the empty line ending a head in buffer[start..], from `from` on; every LF must follow a CR.

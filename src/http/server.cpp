@@ -844,6 +844,7 @@ Task<bool> finish_answer(ServerState& server, Session& s, TcpStream& stream, Res
 struct Takeover {
   std::shared_ptr<Upgrade> upgrade;
   std::string leftover;
+  std::shared_ptr<void> anchor;  // what holds the socket once the upgrade has it (UpgradedConnection::anchor)
 };
 
 /// A response with an upgrade: writes the 101 and fills `takeover`, true; or, when the upgrade cannot
@@ -981,6 +982,9 @@ Task<bool> serve_burst(ServerState& server, TcpStream& stream, ConnectionNode& n
 Task<void> run_connection(std::shared_ptr<ServerState> server, TcpStream stream) {
   ConnectionNode node{stream.native_handle()};
   node.task = spindle::detail::current_task();
+  // Before the Detach below, so destroyed after it: the socket an upgrade took stays open (anchored
+  // here) until the node has left the registry.
+  Takeover takeover;
   if (!server->attach(node)) co_return;
   struct Detach {
     ServerState& server;
@@ -993,7 +997,6 @@ Task<void> run_connection(std::shared_ptr<ServerState> server, TcpStream stream)
   } detach{*server, node};
 
   SessionLease lease;
-  Takeover takeover;
   Phase waiting = Phase::fresh;
   for (;;) {
     // No buffer while waiting: this is the state 10,000 idle keep-alive connections are in.
@@ -1003,10 +1006,10 @@ Task<void> run_connection(std::shared_ptr<ServerState> server, TcpStream stream)
     const bool idle = co_await serve_burst(*server, stream, node, lease, takeover);
     lease.reset();
     if (takeover.upgrade != nullptr) {
-      // The connection is the new protocol's. Its task holds the socket, which must stay open while the
-      // node is registered (the sweeper shuts sockets by fd): leave the registry before it ends.
-      Task<void> protocol =
-          takeover.upgrade->run(UpgradedConnection{std::move(stream), std::move(takeover.leftover), &server->draining});
+      // The connection is the new protocol's. The socket must stay open while the node is registered
+      // (the sweeper shuts sockets by descriptor): the upgrade anchors what holds it in `takeover`.
+      Task<void> protocol = takeover.upgrade->run(
+          UpgradedConnection{std::move(stream), std::move(takeover.leftover), &server->draining, &takeover.anchor});
       co_await protocol;
       detach.now();
       co_return;

@@ -4,8 +4,6 @@
 
 #include <openssl/evp.h>
 
-#include <random>
-
 #include "spindle/http/detail/field_syntax.hpp"
 #include "spindle/ws/upgrade.hpp"
 
@@ -19,9 +17,8 @@ using http::detail::trim_ows;
 
 /// 16 random bytes in base64: a nonce that proves the server read this handshake.
 std::string make_key() {
-  thread_local std::mt19937 generator{std::random_device{}()};
   unsigned char bytes[16];
-  for (unsigned char& byte : bytes) byte = static_cast<unsigned char>(generator());
+  detail::fill_random(std::as_writable_bytes(std::span{bytes}));
   unsigned char encoded[25];
   const int size = EVP_EncodeBlock(encoded, bytes, sizeof bytes);
   return std::string{reinterpret_cast<const char*>(encoded), static_cast<std::size_t>(size)};
@@ -56,8 +53,8 @@ Task<Result<WebSocket, ClientError>> open(std::string url, ConnectOptions option
   const auto upgrade = answer.get("upgrade");
   if (!upgrade || !iequals(trim_ows(*upgrade), "websocket")) co_return refused("the answer's Upgrade is not websocket");
   const auto connection = answer.get("connection");
-  if (!connection || !iequals(trim_ows(*connection), "upgrade"))
-    co_return refused("the answer's Connection is not upgrade");
+  if (!connection || !http::detail::list_contains(*connection, "upgrade"))
+    co_return refused("the answer's Connection does not include upgrade");
   const auto accept = answer.get("sec-websocket-accept");
   if (!accept || trim_ows(*accept) != accept_key(key)) co_return refused("wrong Sec-WebSocket-Accept");
 

@@ -2,8 +2,13 @@
 
 #include "spindle/ws/frame.hpp"
 
+#include <sys/random.h>
+
 #include <algorithm>
+#include <array>
+#include <cerrno>
 #include <cstring>
+#include <system_error>
 
 namespace spindle::ws::detail {
 
@@ -27,6 +32,27 @@ std::size_t encode_frame_header(char* out, Opcode opcode, bool fin, bool rsv1, s
     size += 4;
   }
   return size;
+}
+
+void fill_random(std::span<std::byte> out) {
+  thread_local std::array<std::byte, 256> pool;
+  thread_local std::size_t left = 0;
+  for (std::size_t done = 0; done < out.size();) {
+    if (left == 0) {
+      std::size_t filled = 0;
+      while (filled < pool.size()) {
+        const ssize_t n = ::getrandom(pool.data() + filled, pool.size() - filled, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw std::system_error(errno, std::system_category(), "getrandom");
+        filled += static_cast<std::size_t>(n);
+      }
+      left = pool.size();
+    }
+    const std::size_t n = std::min(left, out.size() - done);
+    std::memcpy(out.data() + done, pool.data() + (pool.size() - left), n);
+    left -= n;
+    done += n;
+  }
 }
 
 void apply_mask(std::span<char> data, std::uint32_t mask, std::uint64_t offset) noexcept {

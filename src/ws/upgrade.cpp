@@ -18,28 +18,18 @@ namespace {
 using http::Rejection;
 using http::Status;
 using http::detail::iequals;
-using http::detail::trim_ows;
 
-/// Calls `each` with every element of a comma-separated list (RFC 9110 5.6.1), over every field named
-/// `name`; empty elements are skipped.
+/// Calls `each` with every element of the comma-separated lists of every field named `name`.
 template <class Each>
 void for_each_element(const http::Request& request, std::string_view name, Each each) {
-  for (const http::HeaderField& field : request.headers()) {
-    if (!iequals(field.name, name)) continue;
-    std::string_view rest = field.value;
-    while (!rest.empty()) {
-      const std::size_t comma = rest.find(',');
-      const std::string_view element = trim_ows(rest.substr(0, comma));
-      if (!element.empty()) each(element);
-      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-    }
-  }
+  for (const http::HeaderField& field : request.headers())
+    if (iequals(field.name, name)) http::detail::for_each_element(field.value, each);
 }
 
 bool list_contains(const http::Request& request, std::string_view name, std::string_view token) {
-  bool found = false;
-  for_each_element(request, name, [&](std::string_view element) { found = found || iequals(element, token); });
-  return found;
+  for (const http::HeaderField& field : request.headers())
+    if (iequals(field.name, name) && http::detail::list_contains(field.value, token)) return true;
+  return false;
 }
 
 /// A Sec-WebSocket-Key is the base64 of 16 bytes: 22 characters and "==".
@@ -140,6 +130,7 @@ Task<void> WebSocketUpgrade::Session::run(http::UpgradedConnection connection) {
   WebSocket socket{std::move(connection.stream), std::move(connection.leftover),
                    std::shared_ptr<const detail::Handshake>{shared_from_this(), &handshake}};
   std::shared_ptr<detail::Core> core = detail::core_of(socket);
+  if (connection.anchor != nullptr) *connection.anchor = core;  // the socket outlives the server's entry
   std::uint16_t code = close_code::normal;
   try {
     Task<void> handler = start(std::move(socket));

@@ -12,7 +12,6 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
-#include <random>
 #include <stdexcept>
 
 #include "spindle/net/tcp_stream.hpp"
@@ -39,10 +38,10 @@ char* thread_read_buffer() {
   return buffer.get();
 }
 
-/// A client's masking keys must be unpredictable to whoever sees the traffic (RFC 6455 10.3).
 std::uint32_t random_mask() {
-  thread_local std::mt19937 generator{std::random_device{}()};
-  return static_cast<std::uint32_t>(generator());
+  std::uint32_t mask;
+  fill_random(std::as_writable_bytes(std::span{&mask, 1}));
+  return mask;
 }
 
 /// The reason of a Close frame: at most 123 bytes, cut at a character boundary.
@@ -201,6 +200,10 @@ class Core : public std::enable_shared_from_this<Core> {
     std::lock_guard lock(out_lock_);
     return queued_;
   }
+  /// split() handed the receiving to a Receiver; its destruction hands it back.
+  void set_receiver_elsewhere(bool elsewhere) noexcept {
+    receiver_elsewhere_.store(elsewhere, std::memory_order_release);
+  }
   void join(const Broadcast& room, Lagging lagging) {
     joined_ = std::make_unique<Joined>(Joined{room.subscribe(), lagging});
   }
@@ -232,8 +235,10 @@ class Core : public std::enable_shared_from_this<Core> {
 
   // --- sending ---------------------------------------------------------------------------------
 
+  /// Not coroutines: the frame is made (and compressed) now, so that only the wait for room, when
+  /// there is a wait, is a coroutine of its own.
   Task<Result<void, Error>> send(Message message) {
-    if (message.is_close()) co_return submit_close(message.code(), message.data());
+    if (message.is_close()) return settled(submit_close(message.code(), message.data()));
     if ((message.is_ping() || message.is_pong()) && message.data().size() > 125)
       throw std::invalid_argument("ws: a Ping or Pong payload is at most 125 bytes");
     const Opcode opcode = message.is_text()     ? Opcode::text
@@ -243,45 +248,26 @@ class Core : public std::enable_shared_from_this<Core> {
     std::string payload = std::move(message).take();
     const Config& config = *handshake_->config;
     const bool compress = compressed() && !is_control(opcode) && payload.size() >= config.compression->min_size;
-    OutFrame frame;
     if (compress && own_context_takeover_) {
+      OutFrame frame;
       frame.payload = std::move(payload);  // compressed under the lock, in wire order (submit)
-    } else if (compress) {
+      return deliver(std::move(frame), opcode);
+    }
+    if (compress) {
       // Each message compressed afresh: no order to keep, so outside the lock, with a pooled stream.
       MessageDeflater deflater{own_window_bits_, true, config.compression->level, config.compression->mem_level};
       std::string compressed;
       deflater.deflate(payload, compressed);
-      frame = make_frame(opcode, std::move(compressed), true, handshake_->role);
-    } else {
-      frame = make_frame(opcode, std::move(payload), false, handshake_->role);
+      return deliver(make_frame(opcode, std::move(compressed), true, handshake_->role), std::nullopt);
     }
-    const std::optional<Opcode> compress_as = compress && own_context_takeover_ ? std::optional{opcode} : std::nullopt;
-    for (;;) {
-      const Submitted submitted = submit(frame, compress_as);
-      if (submitted == Submitted::accepted) co_return Result<void, Error>{};
-      if (submitted == Submitted::refused) co_return Err{refusal()};
-      if (config.slow_consumer == SlowConsumer::close) co_return Err{overflow()};
-      SpaceAwaiter space{*this, frame.size()};
-      co_await space;
-    }
+    return deliver(make_frame(opcode, std::move(payload), false, handshake_->role), std::nullopt);
   }
 
-  Task<Result<void, Error>> send(const PreparedMessage& message) {
-    if (!can_share(message)) {
-      Task<Result<void, Error>> sending = send(copy_of(message));
-      Result<void, Error> sent = co_await std::move(sending);
-      co_return sent;
-    }
+  Task<Result<void, Error>> send(PreparedMessage message) {
+    if (!can_share(message)) return send(copy_of(message));
     OutFrame frame;
     frame.shared = shared_frame(message);
-    for (;;) {
-      const Submitted submitted = submit(frame, std::nullopt);
-      if (submitted == Submitted::accepted) co_return Result<void, Error>{};
-      if (submitted == Submitted::refused) co_return Err{refusal()};
-      if (handshake_->config->slow_consumer == SlowConsumer::close) co_return Err{overflow()};
-      SpaceAwaiter space{*this, frame.size()};
-      co_await space;
-    }
+    return deliver(std::move(frame), std::nullopt);
   }
 
   /// Sends our Close (once); the error when nothing more can be sent.
@@ -299,11 +285,14 @@ class Core : public std::enable_shared_from_this<Core> {
   /// socket's handler also wait for the peer's answer (unless another task receives), let the send queue
   /// drain, and shut the connection down.
   Task<Result<void, Error>> close(std::uint16_t code, std::string reason, CloseMode mode) {
-    const bool reader_elsewhere = reading_.load(std::memory_order_acquire);
+    if (mode == CloseMode::send_only) co_return submit_close(code, reason);
+    // A split Receiver held by another task, or a recv() running: that task receives, not this one, and
+    // the receiving state is its to touch.
+    const bool reader_elsewhere =
+        reading_.load(std::memory_order_acquire) || receiver_elsewhere_.load(std::memory_order_acquire);
     const bool receiving_over = !reader_elsewhere && terminal_ != nullptr;
     Result<void, Error> sent = Result<void, Error>{};
     if (mode != CloseMode::handler_end || !receiving_over) sent = submit_close(code, reason);
-    if (mode == CloseMode::send_only) co_return sent;
     const Duration limit = handshake_->config->close_timeout;
     if (!reader_elsewhere && terminal_ == nullptr && sent) {
       // Wait for the peer's Close, dropping what still comes.
@@ -322,12 +311,31 @@ class Core : public std::enable_shared_from_this<Core> {
   }
 
  private:
-  enum class Submitted : std::uint8_t { accepted, full, refused };
+  enum class Submitted : std::uint8_t {
+    accepted,  // written, or queued
+    dropped,   // a control frame beyond the queue's allowance: not sent (RFC 6455 5.5.3 allows it for a Pong)
+    full,      // the queue has no room for it
+    refused,   // nothing can be sent any more (a Close went out, or the socket failed)
+  };
 
   bool is_server() const noexcept { return handshake_->role == Role::server; }
   bool keep_alive() const noexcept { return handshake_->config->ping_interval.count() > 0; }
 
   // --- sending internals -----------------------------------------------------------------------
+
+  static Task<Result<void, Error>> settled(Result<void, Error> result) { co_return result; }
+
+  /// Submits the frame, waiting for room in the send queue while it is full (SlowConsumer::wait).
+  Task<Result<void, Error>> deliver(OutFrame frame, std::optional<Opcode> compress_as) {
+    for (;;) {
+      const Submitted submitted = submit(frame, compress_as);
+      if (submitted == Submitted::accepted || submitted == Submitted::dropped) co_return Result<void, Error>{};
+      if (submitted == Submitted::refused) co_return Err{refusal()};
+      if (handshake_->config->slow_consumer == SlowConsumer::close) co_return Err{overflow()};
+      SpaceAwaiter space{*this, frame.size()};
+      co_await space;
+    }
+  }
 
   /// Whether a PreparedMessage's shared frame fits this socket: a client masks every frame with its own
   /// key, and a compressor with context takeover is this socket's alone.
@@ -398,7 +406,7 @@ class Core : public std::enable_shared_from_this<Core> {
     if (writer_active_) {
       const std::size_t limit = handshake_->config->max_send_queue + (frame.control ? kControlAllowance : 0);
       if (!is_close && queued_ + frame.size() > limit) {
-        if (frame.control) return Submitted::accepted;  // a Pong nobody reads: dropped (RFC 6455 5.5.3)
+        if (frame.control) return Submitted::dropped;
         return Submitted::full;
       }
     }
@@ -560,9 +568,16 @@ class Core : public std::enable_shared_from_this<Core> {
     return error;
   }
 
+  /// Until the queue is empty and nothing is being written (the flusher wakes waiters after each frame).
   Task<void> wait_flushed() {
-    SpaceAwaiter idle{*this, SIZE_MAX};
-    co_await idle;
+    for (;;) {
+      {
+        std::lock_guard lock(out_lock_);
+        if (!writer_active_) co_return;
+      }
+      SpaceAwaiter idle{*this, SIZE_MAX};
+      co_await idle;
+    }
   }
 
   /// Reads until the peer's Close arrives (or the connection ends), dropping data messages.
@@ -617,9 +632,14 @@ class Core : public std::enable_shared_from_this<Core> {
         terminate(Error{Error::Kind::timeout, close_code::internal_error, "no answer to a keep-alive Ping"});
         co_return;
       }
-      submit_control(Opcode::ping, "keep-alive");
-      ping_outstanding_ = true;
-      ping_sent_ = now();
+      // A Ping the queue had no room for never reaches the peer: no answer to wait for (a peer that reads
+      // nothing fails by write_timeout instead).
+      if (submit_control(Opcode::ping, "keep-alive") == Submitted::accepted) {
+        ping_outstanding_ = true;
+        ping_sent_ = now();
+      } else {
+        last_seen_ = now();
+      }
     }
   }
 
@@ -666,10 +686,14 @@ class Core : public std::enable_shared_from_this<Core> {
           if (submitted == Submitted::refused) return;  // the socket is closing: recv() finds out
           delivered = submitted == Submitted::accepted;
         } else {
-          Message copy = copy_of(**next);  // a client socket: masked, or compressed with takeover
+          // A client's frames are masked with their own key; a compressor with context takeover is this
+          // socket's alone: this socket's own frame, uncompressed (allowed per message).
+          Message copy = copy_of(**next);
           OutFrame frame = make_frame(copy.is_text() ? Opcode::text : Opcode::binary, std::move(copy).take(), false,
                                       handshake_->role);
-          delivered = submit(frame, std::nullopt) == Submitted::accepted;
+          const Submitted submitted = submit(frame, std::nullopt);
+          if (submitted == Submitted::refused) return;  // the socket is closing: recv() finds out
+          delivered = submitted == Submitted::accepted;
         }
       } else if (next->error().kind == broadcast::RecvError::Kind::closed) {
         joined_.reset();  // the room is gone; the socket goes on
@@ -683,9 +707,9 @@ class Core : public std::enable_shared_from_this<Core> {
     }
   }
 
-  void submit_control(Opcode opcode, std::string_view payload) {
-    OutFrame frame = make_frame(opcode, std::string{payload}, false, handshake_->role);
-    (void)submit(frame, std::nullopt);
+  Submitted submit_control(Opcode opcode, std::string payload) {
+    OutFrame frame = make_frame(opcode, std::move(payload), false, handshake_->role);
+    return submit(frame, std::nullopt);
   }
 
   Error terminate(Error error) {
@@ -695,12 +719,8 @@ class Core : public std::enable_shared_from_this<Core> {
 
   /// A protocol error: our Close with its code, and the end of receiving.
   Error fail(std::uint16_t code, std::string_view why) {
-    if (terminal_ == nullptr) submit_control_close(code, why);
+    if (terminal_ == nullptr) (void)submit_control(Opcode::close, close_payload(code, why));
     return terminate(Error{Error::Kind::protocol, code, std::string{why}});
-  }
-  void submit_control_close(std::uint16_t code, std::string_view why) {
-    OutFrame frame = make_frame(Opcode::close, close_payload(code, why), false, handshake_->role);
-    (void)submit(frame, std::nullopt);
   }
 
   Error end_of_stream() {
@@ -812,7 +832,7 @@ class Core : public std::enable_shared_from_this<Core> {
   std::optional<Result<Message, Error>> on_control(Opcode opcode) {
     std::string payload = std::exchange(control_, std::string{});
     if (opcode == Opcode::ping) {
-      submit_control(Opcode::pong, payload);
+      (void)submit_control(Opcode::pong, payload);
       return Message::ping(std::move(payload));
     }
     if (opcode == Opcode::pong) return Message::pong(std::move(payload));
@@ -828,7 +848,7 @@ class Core : public std::enable_shared_from_this<Core> {
       if (!utf8::is_valid(reason)) return Err{fail(close_code::invalid_payload, "Close reason is not valid UTF-8")};
     }
     // Answer with the same code (RFC 6455 5.5.1), unless our Close went out first: submit refuses then.
-    submit_control_close(code, {});
+    (void)submit_control(Opcode::close, close_payload(code, {}));
     terminate(closed_error(code, reason));
     return Message::close(code, std::move(reason));
   }
@@ -856,6 +876,7 @@ class Core : public std::enable_shared_from_this<Core> {
   bool message_compressed_ = false;
   bool ping_outstanding_ = false;
   std::atomic<bool> reading_{false};
+  std::atomic<bool> receiver_elsewhere_{false};
 
   // The sending side, under out_lock_ (held for a few instructions, or while a frame is compressed in
   // wire order with context takeover).
@@ -889,12 +910,13 @@ WebSocket::~WebSocket() = default;
 
 Task<Result<Message, Error>> WebSocket::recv() { return core_->recv(); }
 Task<Result<void, Error>> WebSocket::send(Message message) { return core_->send(std::move(message)); }
-Task<Result<void, Error>> WebSocket::send(const PreparedMessage& message) { return core_->send(message); }
+Task<Result<void, Error>> WebSocket::send(PreparedMessage message) { return core_->send(std::move(message)); }
 Task<Result<void, Error>> WebSocket::close(std::uint16_t code, std::string reason) {
   return core_->close(code, std::move(reason), detail::CloseMode::handshake);
 }
 std::pair<Sender, Receiver> WebSocket::split() && {
   std::shared_ptr<detail::Core> core = std::move(core_);
+  core->set_receiver_elsewhere(true);
   return {Sender{core}, Receiver{core}};
 }
 void WebSocket::join(const Broadcast& room, Lagging lagging) { core_->join(room, lagging); }
@@ -903,12 +925,22 @@ bool WebSocket::compressed() const noexcept { return core_->compressed(); }
 std::size_t WebSocket::queued_bytes() const noexcept { return core_->queued_bytes(); }
 
 Task<Result<void, Error>> Sender::send(Message message) { return core_->send(std::move(message)); }
-Task<Result<void, Error>> Sender::send(const PreparedMessage& message) { return core_->send(message); }
+Task<Result<void, Error>> Sender::send(PreparedMessage message) { return core_->send(std::move(message)); }
 Task<Result<void, Error>> Sender::close(std::uint16_t code, std::string reason) {
   return core_->close(code, std::move(reason), detail::CloseMode::send_only);
 }
 std::size_t Sender::queued_bytes() const noexcept { return core_->queued_bytes(); }
 
+Receiver::~Receiver() {
+  if (core_ != nullptr) core_->set_receiver_elsewhere(false);
+}
+Receiver& Receiver::operator=(Receiver&& other) noexcept {
+  if (this != &other) {
+    if (core_ != nullptr) core_->set_receiver_elsewhere(false);
+    core_ = std::move(other.core_);
+  }
+  return *this;
+}
 Task<Result<Message, Error>> Receiver::recv() { return core_->recv(); }
 void Receiver::join(const Broadcast& room, Lagging lagging) { core_->join(room, lagging); }
 

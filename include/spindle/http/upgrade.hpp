@@ -6,6 +6,7 @@
 // is built on it.
 
 #include <atomic>
+#include <memory>
 #include <string>
 
 #include "spindle/net/tcp_stream.hpp"
@@ -21,6 +22,10 @@ struct UpgradedConnection {
   /// sets it and shuts the socket's reading side, so a task waiting to read wakes up with end-of-stream
   /// and can say goodbye (WebSocket: Close 1001) with the writing side still open.
   const std::atomic<bool>* draining = nullptr;
+  /// An Upgrade that moves `stream` into an object that may die before run() returns, or after, stores a
+  /// reference to that object here: the server keeps it until the connection has left its registry,
+  /// which addresses the socket by descriptor number and must never see the number reused meanwhile.
+  std::shared_ptr<void>* anchor = nullptr;
 
   bool server_draining() const noexcept { return draining != nullptr && draining->load(std::memory_order_acquire); }
 };

@@ -60,6 +60,11 @@ struct FrameHeader {
 std::size_t encode_frame_header(char* out, Opcode opcode, bool fin, bool rsv1, std::uint64_t length, bool masked,
                                 std::uint32_t mask) noexcept;
 
+/// Unpredictable bytes from the kernel (getrandom), for masking keys and handshake nonces: RFC 6455 10.3
+/// wants a key an observer of earlier frames cannot predict. A thread draws 256 bytes at a time, so a
+/// key costs no syscall.
+void fill_random(std::span<std::byte> out);
+
 /// XORs `data` with the masking key, starting `offset` bytes into the frame's payload (a payload arrives
 /// in pieces). Eight bytes at a time.
 void apply_mask(std::span<char> data, std::uint32_t mask, std::uint64_t offset) noexcept;

@@ -117,8 +117,9 @@ struct Config {
 
 /// A message encoded once, to send to many server sockets (a chat room, live events): every socket writes
 /// the same shared bytes. With permessage-deflate, the compressed frame is also made once per window size
-/// and shared by every socket that negotiated no server context takeover (the others compress it
-/// themselves). Cheap to copy.
+/// and shared by every socket that negotiated no server context takeover. A socket that cannot use the
+/// shared bytes (a client's, which masks every frame; one with server context takeover) sends its own
+/// copy: compressed by send(), as it is from a room it joined. Cheap to copy.
 ///
 ///   ws::PreparedMessage update{ws::Message::text(R"({"price":42})")};
 ///   for (ws::Sender& sender : watchers) { auto sending = sender.send(update); co_await std::move(sending); }
@@ -194,10 +195,11 @@ class WebSocket {
   /// Sends a message (a Close too: then nothing more can be sent). Returns once the frame is written
   /// or queued; waits only when the send queue is full and the policy is SlowConsumer::wait.
   Task<Result<void, Error>> send(Message message);
-  Task<Result<void, Error>> send(const PreparedMessage& message);
+  Task<Result<void, Error>> send(PreparedMessage message);
   /// The close handshake: sends Close(code, reason), waits up to close_timeout for the peer's Close
-  /// (dropping messages that still arrive, unless another task is receiving: that task sees them and the
-  /// Close), then closes the connection. A server socket closes by itself when its handler returns.
+  /// (dropping messages that still arrive), lets the send queue drain (up to close_timeout again), then
+  /// closes the connection. A server socket closes by itself when its handler returns; if a split
+  /// Receiver is still held by another task then, that task sees the connection end.
   Task<Result<void, Error>> close(std::uint16_t code = close_code::normal, std::string reason = {});
 
   /// The sending and the receiving half, for different tasks.
@@ -236,7 +238,7 @@ class WebSocket {
 class Sender {
  public:
   Task<Result<void, Error>> send(Message message);
-  Task<Result<void, Error>> send(const PreparedMessage& message);
+  Task<Result<void, Error>> send(PreparedMessage message);
   /// Sends Close(code, reason); the receiving half then sees the peer's answer.
   Task<Result<void, Error>> close(std::uint16_t code = close_code::normal, std::string reason = {});
   std::size_t queued_bytes() const noexcept;
@@ -251,7 +253,8 @@ class Sender {
 class Receiver {
  public:
   Receiver(Receiver&&) noexcept = default;
-  Receiver& operator=(Receiver&&) noexcept = default;
+  Receiver& operator=(Receiver&& other) noexcept;
+  ~Receiver();
   Task<Result<Message, Error>> recv();
   /// As WebSocket::join.
   void join(const Broadcast& room, Lagging lagging = Lagging::close);
@@ -264,7 +267,8 @@ class Receiver {
 
 namespace detail {
 /// The end of a server socket's life, when its handler has returned: the close handshake if nobody did
-/// it (with `code`), the send queue flushed, the connection shut down; bounded by close_timeout.
+/// it (with `code`), the send queue flushed, the connection shut down; each wait bounded by
+/// close_timeout.
 Task<void> finish(std::shared_ptr<Core> core, std::uint16_t code);
 }  // namespace detail
 

@@ -82,4 +82,24 @@ constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
+/// Calls `each` with every comma-separated element of a list-valued field, trimmed; empty elements are
+/// skipped (RFC 9110 5.6.1).
+template <class Each>
+constexpr void for_each_element(std::string_view value, Each each) {
+  while (!value.empty()) {
+    const std::size_t comma = value.find(',');
+    const std::string_view element = trim_ows(value.substr(0, comma));
+    if (!element.empty()) each(element);
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+}
+
+/// Whether a list-valued field holds `token` (case-insensitive): "Connection: keep-alive, Upgrade".
+constexpr bool list_contains(std::string_view value, std::string_view token) {
+  bool found = false;
+  for_each_element(value, [&](std::string_view element) { found = found || iequals(element, token); });
+  return found;
+}
+
 }  // namespace spindle::http::detail
