@@ -2,6 +2,8 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <optional>
+
 #include "spindle/net/tcp_listener.hpp"
 #include "spindle/net/tcp_stream.hpp"
 
@@ -19,22 +21,24 @@ IoResult<SocketAddr> query_address(int fd, AddressQuery query) noexcept {
 
 }  // namespace
 
-Task<IoResult<TcpStream>> TcpStream::connect(SocketAddr address) {
+namespace {
+
+Task<IoResult<TcpStream>> connect_stream(SocketAddr address, std::optional<SocketAddr> local) {
   IoResult<detail::AsyncFd> fd =
-      co_await detail::connect_socket(address.family(), address.native(), address.native_size());
+      co_await detail::connect_socket(address.family(), address.native(), address.native_size(),
+                                      local ? local->native() : nullptr, local ? local->native_size() : 0);
   if (!fd) co_return Err{fd.error()};
   TcpStream stream{std::move(*fd)};
   if (auto nodelay = stream.set_nodelay(true); !nodelay) co_return Err{nodelay.error()};
   co_return stream;
 }
 
+}  // namespace
+
+Task<IoResult<TcpStream>> TcpStream::connect(SocketAddr address) { return connect_stream(address, std::nullopt); }
+
 Task<IoResult<TcpStream>> TcpStream::connect(SocketAddr address, SocketAddr local) {
-  IoResult<detail::AsyncFd> fd = co_await detail::connect_socket(
-      address.family(), address.native(), address.native_size(), local.native(), local.native_size());
-  if (!fd) co_return Err{fd.error()};
-  TcpStream stream{std::move(*fd)};
-  if (auto nodelay = stream.set_nodelay(true); !nodelay) co_return Err{nodelay.error()};
-  co_return stream;
+  return connect_stream(address, local);
 }
 
 IoResult<void> TcpStream::set_nodelay(bool enabled) noexcept {

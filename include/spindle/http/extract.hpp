@@ -777,12 +777,12 @@ Handler typed_handler(F handler, std::tuple<Ps...>*) {
   if constexpr (is_task<R>::value) {
     static_assert(Responder<typename is_task<R>::value_type>,
                   "the handler's Task result cannot become a response: return Response, std::string, Json<T>, Html, "
-                  "Redirect, Bytes, Body, Status, std::pair<Status, X>, std::tuple<Status, HeaderMap, X> or "
+                  "Redirect, Bytes, Body, Sse, Status, std::pair<Status, X>, std::tuple<Status, HeaderMap, X> or "
                   "Result<X, E> of those (or specialize IntoResponse)");
   } else {
     static_assert(Responder<R>,
                   "the handler's result cannot become a response: return Response, std::string, Json<T>, Html, "
-                  "Redirect, Bytes, Body, Status, std::pair<Status, X>, std::tuple<Status, HeaderMap, X> or "
+                  "Redirect, Bytes, Body, Sse, Status, std::pair<Status, X>, std::tuple<Status, HeaderMap, X> or "
                   "Result<X, E> of those (or specialize IntoResponse)");
   }
   constexpr bool waits = is_task<R>::value || (BodyExtractor<Ps> || ...);
