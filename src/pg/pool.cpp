@@ -1,0 +1,348 @@
+// pg::Pool: which connection a call runs on, opening connections (and again after a failure), leases
+// for transactions and exclusive mode. The policy is described in spindle/pg/pool.hpp.
+
+#include "spindle/pg/pool.hpp"
+
+#include <algorithm>
+#include <mutex>
+#include <vector>
+
+#include "session.hpp"
+#include "spindle/sync/notify.hpp"
+#include "spindle/sync/semaphore.hpp"
+#include "transaction_state.hpp"
+
+namespace spindle::pg {
+namespace detail {
+
+Task<Result<std::shared_ptr<Session>, db::Error>> connect_session(Config config);
+
+namespace {
+constexpr Duration kFirstBackoff = std::chrono::milliseconds{50};
+}
+
+class PoolCore : public std::enable_shared_from_this<PoolCore> {
+ public:
+  explicit PoolCore(PoolConfig config_in)
+      : config(std::move(config_in)), leases(config.pipeline ? config.max_size - 1 : config.max_size) {}
+
+  /// A connection that stays with a task until the lease is destroyed.
+  struct Lease {
+    Lease(std::shared_ptr<PoolCore> core_in, Semaphore::Permit permit_in)
+        : core(std::move(core_in)), permit(std::move(permit_in)) {}
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease() { core->give_back(session); }
+
+    std::shared_ptr<PoolCore> core;
+    std::shared_ptr<Session> session;
+    Semaphore::Permit permit;
+  };
+
+  Task<Result<std::shared_ptr<Session>, db::Error>> shared_session();
+  Task<Result<std::shared_ptr<Lease>, db::Error>> lease();
+  PoolStats stats() const;
+
+  const PoolConfig config;
+
+ private:
+  struct Slot {
+    std::shared_ptr<Session> session;
+    bool leased = false;
+  };
+  enum class Pick { least_busy, idle_only };
+
+  void drop_broken_locked();
+  Slot* pick_locked(Pick pick);
+  bool may_connect_locked(Instant at) const {
+    return slots_.size() + connecting_ < config.max_size && at >= retry_after_;
+  }
+  /// Opens a connection (connecting_ already counted) and adds it; records a failure for the back-off.
+  Task<Result<std::shared_ptr<Session>, db::Error>> open(bool leased);
+  void give_back(const std::shared_ptr<Session>& session);
+  db::Error unavailable_locked() const;
+
+  mutable std::mutex mutex_;
+  std::vector<Slot> slots_;
+  std::size_t connecting_ = 0;
+  std::size_t connects_ = 0;
+  Instant retry_after_{};
+  Duration backoff_{0};
+  std::optional<db::Error> last_connect_error_;
+  Notify changed_;  // a connection opened, failed to open, or came back from a lease
+
+ public:
+  Semaphore leases;
+};
+
+void PoolCore::drop_broken_locked() {
+  std::erase_if(slots_, [](const Slot& slot) { return !slot.leased && !slot.session->is_usable(); });
+}
+
+PoolCore::Slot* PoolCore::pick_locked(Pick pick) {
+  Slot* best = nullptr;
+  for (Slot& slot : slots_) {
+    if (slot.leased || !slot.session->is_usable()) continue;
+    if (pick == Pick::idle_only && slot.session->in_flight() != 0) continue;
+    if (best == nullptr || slot.session->in_flight() < best->session->in_flight()) best = &slot;
+  }
+  return best;
+}
+
+db::Error PoolCore::unavailable_locked() const {
+  if (last_connect_error_) return *last_connect_error_;
+  return db::Error{db::Error::Kind::connection, "no connection to the database", {}, {}};
+}
+
+Task<Result<std::shared_ptr<Session>, db::Error>> PoolCore::open(bool leased) {
+  Config connect_config{config.url, config.connect_timeout};
+  Task<Result<std::shared_ptr<Session>, db::Error>> connecting = connect_session(std::move(connect_config));
+  Result<std::shared_ptr<Session>, db::Error> session = co_await std::move(connecting);
+  std::lock_guard lock(mutex_);
+  --connecting_;
+  changed_.notify_waiters();
+  if (!session) {
+    backoff_ = backoff_ == Duration{0} ? kFirstBackoff : std::min<Duration>(backoff_ * 2, config.reconnect_backoff);
+    retry_after_ = now() + backoff_;
+    last_connect_error_ = session.error();
+    co_return Err{std::move(session).error()};
+  }
+  backoff_ = Duration{0};
+  retry_after_ = Instant{};
+  last_connect_error_.reset();
+  ++connects_;
+  (*session)->set_exclusive(leased || !config.pipeline);
+  slots_.push_back(Slot{*session, leased});
+  co_return std::move(*session);
+}
+
+Task<Result<std::shared_ptr<Session>, db::Error>> PoolCore::shared_session() {
+  const Instant deadline = now() + config.acquire_timeout;
+  for (;;) {
+    std::shared_ptr<Session> best;
+    bool connect = false;
+    {
+      std::lock_guard lock(mutex_);
+      drop_broken_locked();
+      if (Slot* slot = pick_locked(Pick::least_busy)) best = slot->session;
+      const bool room = slots_.size() + connecting_ < config.max_size;
+      // An idle connection, or a busy one when no more may open: pipeline behind its queries.
+      if (best && (best->in_flight() == 0 || !room)) co_return best;
+      if (may_connect_locked(now())) {
+        ++connecting_;
+        connect = true;
+      } else if (best) {
+        co_return best;
+      } else if (connecting_ == 0) {
+        co_return Err{unavailable_locked()};  // in the back-off after a failed connect: fail fast
+      }
+    }
+    if (connect) {
+      Task<Result<std::shared_ptr<Session>, db::Error>> opening = open(false);
+      Result<std::shared_ptr<Session>, db::Error> opened = co_await std::move(opening);
+      if (opened) co_return opened;
+      if (best) co_return best;
+      co_return opened;
+    }
+    // Every connection is being opened by other calls: wait for one of them.
+    if (now() >= deadline)
+      co_return Err{db::Error{db::Error::Kind::pool_timeout, "no database connection became available in time", {}, {}}};
+    Result<void, TimedOut> woke = co_await timeout(deadline - now(), changed_.notified());
+    (void)woke;
+  }
+}
+
+Task<Result<std::shared_ptr<PoolCore::Lease>, db::Error>> PoolCore::lease() {
+  const Instant deadline = now() + config.acquire_timeout;
+  Result<Result<Semaphore::Permit, SemaphoreClosed>, TimedOut> permit =
+      co_await timeout(config.acquire_timeout, leases.acquire());
+  if (!permit || !*permit)
+    co_return Err{db::Error{db::Error::Kind::pool_timeout,
+                            "no database connection became free within the acquire timeout", {}, {}}};
+  auto lease = std::make_shared<Lease>(shared_from_this(), std::move(**permit));
+  for (;;) {
+    bool connect = false;
+    {
+      std::lock_guard lock(mutex_);
+      drop_broken_locked();
+      Slot* slot = pick_locked(Pick::idle_only);
+      if (slot == nullptr && !may_connect_locked(now()) && config.pipeline) slot = pick_locked(Pick::least_busy);
+      if (slot != nullptr) {
+        // A busy connection in pipeline mode: the transaction's statements queue behind what is in flight.
+        slot->leased = true;
+        slot->session->set_exclusive(true);
+        lease->session = slot->session;
+        co_return lease;
+      }
+      if (may_connect_locked(now())) {
+        ++connecting_;
+        connect = true;
+      } else if (connecting_ == 0 && last_connect_error_ && now() < retry_after_) {
+        co_return Err{unavailable_locked()};
+      }
+    }
+    if (connect) {
+      Task<Result<std::shared_ptr<Session>, db::Error>> opening = open(true);
+      Result<std::shared_ptr<Session>, db::Error> opened = co_await std::move(opening);
+      if (!opened) co_return Err{std::move(opened).error()};
+      lease->session = std::move(*opened);
+      co_return lease;
+    }
+    if (now() >= deadline)
+      co_return Err{db::Error{db::Error::Kind::pool_timeout, "no database connection became free in time", {}, {}}};
+    Result<void, TimedOut> woke = co_await timeout(deadline - now(), changed_.notified());
+    (void)woke;
+  }
+}
+
+void PoolCore::give_back(const std::shared_ptr<Session>& session) {
+  if (!session) return;  // the lease failed before it had a connection
+  std::lock_guard lock(mutex_);
+  for (Slot& slot : slots_)
+    if (slot.session == session) {
+      slot.leased = false;
+      session->set_exclusive(!config.pipeline);
+    }
+  drop_broken_locked();
+  changed_.notify_waiters();
+}
+
+PoolStats PoolCore::stats() const {
+  std::lock_guard lock(mutex_);
+  PoolStats stats{slots_.size(), 0, 0, connects_};
+  for (const Slot& slot : slots_) {
+    stats.leased += slot.leased ? 1 : 0;
+    stats.in_flight += slot.session->in_flight();
+  }
+  return stats;
+}
+
+namespace {
+
+db::Error timed_out() {
+  return db::Error{db::Error::Kind::timeout, "the query ran past the pool's query timeout", {}, {}};
+}
+
+Task<Result<QueryResult, db::Error>> run_on_pool(std::shared_ptr<PoolCore> core, Statement statement) {
+  if (core->config.pipeline) {
+    Task<Result<std::shared_ptr<Session>, db::Error>> choosing = core->shared_session();
+    Result<std::shared_ptr<Session>, db::Error> session = co_await std::move(choosing);
+    if (!session) co_return Err{std::move(session).error()};
+    Task<Result<QueryResult, db::Error>> running = Session::run(std::move(*session), std::move(statement));
+    Result<QueryResult, db::Error> result = co_await std::move(running);
+    co_return result;
+  }
+  Task<Result<std::shared_ptr<PoolCore::Lease>, db::Error>> leasing = core->lease();
+  Result<std::shared_ptr<PoolCore::Lease>, db::Error> lease = co_await std::move(leasing);
+  if (!lease) co_return Err{std::move(lease).error()};
+  Task<Result<QueryResult, db::Error>> running = Session::run((*lease)->session, std::move(statement));
+  Result<QueryResult, db::Error> result = co_await std::move(running);
+  co_return result;
+}
+
+Task<Result<BatchResults, db::Error>> run_batch_on_pool(std::shared_ptr<PoolCore> core, Batch batch) {
+  std::shared_ptr<PoolCore::Lease> lease;  // exclusive mode only
+  std::shared_ptr<Session> session;
+  if (core->config.pipeline) {
+    Task<Result<std::shared_ptr<Session>, db::Error>> choosing = core->shared_session();
+    Result<std::shared_ptr<Session>, db::Error> chosen = co_await std::move(choosing);
+    if (!chosen) co_return Err{std::move(chosen).error()};
+    session = std::move(*chosen);
+  } else {
+    Task<Result<std::shared_ptr<PoolCore::Lease>, db::Error>> leasing = core->lease();
+    Result<std::shared_ptr<PoolCore::Lease>, db::Error> leased = co_await std::move(leasing);
+    if (!leased) co_return Err{std::move(leased).error()};
+    lease = std::move(*leased);
+    session = lease->session;
+  }
+  Task<Result<BatchResults, db::Error>> running = Session::run_batch(std::move(session), std::move(batch));
+  Result<BatchResults, db::Error> result = co_await std::move(running);
+  co_return result;
+}
+
+Task<Result<void, db::Error>> run_script_on_pool(std::shared_ptr<PoolCore> core, std::string script) {
+  // A script leaves pipeline mode while it runs: give it a connection of its own.
+  Task<Result<std::shared_ptr<PoolCore::Lease>, db::Error>> leasing = core->lease();
+  Result<std::shared_ptr<PoolCore::Lease>, db::Error> lease = co_await std::move(leasing);
+  if (!lease) co_return Err{std::move(lease).error()};
+  Task<Result<void, db::Error>> running = Session::run_script((*lease)->session, std::move(script));
+  Result<void, db::Error> result = co_await std::move(running);
+  co_return result;
+}
+
+template <class T>
+Task<Result<T, db::Error>> with_deadline(std::optional<Duration> limit, Task<Result<T, db::Error>> call) {
+  if (!limit) {
+    Result<T, db::Error> result = co_await std::move(call);
+    co_return result;
+  }
+  Result<Result<T, db::Error>, TimedOut> result = co_await timeout(*limit, std::move(call));
+  if (!result) co_return Err{timed_out()};
+  co_return std::move(*result);
+}
+
+}  // namespace
+}  // namespace detail
+
+Task<Result<Pool, db::Error>> Pool::connect(PoolConfig config) {
+  if (config.max_size == 0 || (config.pipeline && config.max_size < 2))
+    co_return Err{db::Error{db::Error::Kind::connection,
+                            "a pool needs max_size >= 1, and >= 2 in pipeline mode (one connection stays shared)", {}, {}}};
+  auto core = std::make_shared<detail::PoolCore>(std::move(config));
+  Task<Result<std::shared_ptr<detail::Session>, db::Error>> first = core->shared_session();
+  Result<std::shared_ptr<detail::Session>, db::Error> opened = co_await std::move(first);
+  if (!opened) co_return Err{std::move(opened).error()};
+  co_return Pool{std::move(core)};
+}
+
+Task<Result<detail::QueryResult, db::Error>> Pool::submit(detail::Statement statement) {
+  return detail::with_deadline(core_->config.query_timeout, detail::run_on_pool(core_, std::move(statement)));
+}
+
+Task<Result<void, db::Error>> Pool::submit_script(std::string script) {
+  return detail::with_deadline(core_->config.query_timeout, detail::run_script_on_pool(core_, std::move(script)));
+}
+
+Task<Result<Transaction, db::Error>> Pool::begin_on(std::shared_ptr<detail::PoolCore> core) {
+  Task<Result<std::shared_ptr<detail::PoolCore::Lease>, db::Error>> leasing = core->lease();
+  Result<std::shared_ptr<detail::PoolCore::Lease>, db::Error> lease = co_await std::move(leasing);
+  if (!lease) co_return Err{std::move(lease).error()};
+  std::shared_ptr<detail::Session> session = (*lease)->session;
+  auto state = std::make_shared<detail::TransactionState>(std::move(session), nullptr, std::move(*lease));
+  Task<Result<Transaction, db::Error>> starting = Transaction::start(std::move(state));
+  Result<Transaction, db::Error> started = co_await std::move(starting);
+  co_return started;
+}
+
+Task<Result<Listener, db::Error>> Pool::listen_on(PoolConfig config, std::string channel) {
+  Config connect_config{config.url, config.connect_timeout};
+  Task<Result<std::shared_ptr<detail::Session>, db::Error>> connecting = detail::connect_session(std::move(connect_config));
+  Result<std::shared_ptr<detail::Session>, db::Error> session = co_await std::move(connecting);
+  if (!session) co_return Err{std::move(session).error()};
+  Listener listener{std::move(*session)};
+  Task<Result<void, db::Error>> listening = listener.listen(std::move(channel));
+  Result<void, db::Error> listened = co_await std::move(listening);
+  if (!listened) co_return Err{listened.error()};
+  co_return std::move(listener);
+}
+
+Task<Result<Transaction, db::Error>> Pool::begin() { return begin_on(core_); }
+
+Task<Result<Listener, db::Error>> Pool::listen(std::string channel) { return listen_on(core_->config, std::move(channel)); }
+
+Task<Result<void, db::Error>> Pool::ping() {
+  Task<Result<std::int32_t, db::Error>> asking = query_one<std::int32_t>("SELECT 1");
+  return [](Task<Result<std::int32_t, db::Error>> pending) -> Task<Result<void, db::Error>> {
+    Result<std::int32_t, db::Error> answer = co_await std::move(pending);
+    if (!answer) co_return Err{std::move(answer).error()};
+    co_return Result<void, db::Error>{};
+  }(std::move(asking));
+}
+
+Task<Result<BatchResults, db::Error>> Pool::submit_batch(Batch batch) {
+  return detail::with_deadline(core_->config.query_timeout, detail::run_batch_on_pool(core_, std::move(batch)));
+}
+
+PoolStats Pool::stats() const { return core_->stats(); }
+
+}  // namespace spindle::pg

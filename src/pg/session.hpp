@@ -1,0 +1,127 @@
+#pragma once
+// A connection's state, shared by its handle (Connection, a pool slot, a Listener), the tasks whose
+// queries are in flight on it, and its reader task. Private to src/pg/.
+//
+// Who does what. A task that runs a query sends it itself: under the session's mutex it prepares the
+// statement if this connection has not yet, queues it with a Sync (libpq's pipeline mode) and lets libpq
+// flush, then waits for its Request to complete. One reader task per connection waits for the socket to
+// become readable, reads (PQconsumeInput) and hands each result to the Request at the front of the
+// in-flight queue, waking its task. So a query costs its task two switches and no thread, and any number
+// of tasks can have queries in flight on one connection.
+//
+// libpq is not thread-safe per connection: every call on the PGconn happens under `mutex`.
+
+#include <libpq-fe.h>
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "spindle/db/error.hpp"
+#include "spindle/pg/connection.hpp"
+#include "spindle/pg/detail/codec.hpp"
+#include "spindle/pg/listener.hpp"
+#include "spindle/runtime/detail/reactor.hpp"
+#include "spindle/runtime/detail/task_header.hpp"
+#include "spindle/sync/mpsc.hpp"
+
+namespace spindle::pg::detail {
+
+/// One call in flight: a query, or a script (simple query protocol).
+struct Request {
+  enum class Phase { queued, prepare, query, sync, script, done };
+
+  Statement statement;
+  std::string script;  // for a script
+  bool is_script = false;
+  /// A query of an explicit batch that is not the batch's last: no Sync of its own.
+  bool sync_after = true;
+  Phase phase = Phase::queued;
+  /// The prepared statement this query created, erased from the cache if the prepare fails.
+  std::string created_statement;
+
+  // Guarded by the session's mutex until `done`, then owned by the waiting task.
+  ResultPtr result;
+  std::optional<db::Error> error;
+  spindle::detail::Waker waker;
+  bool abandoned = false;  // its task stopped waiting (cancelled, timed out)
+  std::atomic<bool> done{false};
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  /// Takes a PGconn that is connected (CONNECTION_OK) and not yet in pipeline mode.
+  static Result<std::shared_ptr<Session>, db::Error> start(PGconn* connection);
+  ~Session();
+
+  /// Sends `request` (or queues it behind a script); completes it at once if the connection is gone.
+  void submit(const std::shared_ptr<Request>& request);
+  void submit(const std::vector<std::shared_ptr<Request>>& requests);
+  /// Awaits a submitted request's completion; destroying the awaiter abandons the request.
+  class Completion;
+  /// Runs a statement (submit, then wait for its completion). The task holds the session.
+  static Task<Result<QueryResult, db::Error>> run(std::shared_ptr<Session> self, Statement statement);
+  static Task<Result<void, db::Error>> run_script(std::shared_ptr<Session> self, std::string script);
+  /// Sends a batch's statements with one Sync after the last, and one flush.
+  static Task<Result<BatchResults, db::Error>> run_batch(std::shared_ptr<Session> self, Batch batch);
+  /// Sends a statement whose outcome nobody waits for (the ROLLBACK of a transaction dropped uncommitted).
+  void run_detached(std::string_view sql);
+
+  /// Closes the connection: in-flight calls fail with Kind::connection, the reader task ends.
+  void close();
+  bool is_usable() const noexcept { return !broken_.load(std::memory_order_acquire); }
+  std::size_t in_flight() const noexcept { return in_flight_count_.load(std::memory_order_relaxed); }
+  int server_version() const noexcept { return server_version_; }
+
+  /// Exclusive: one task at a time uses the connection (a transaction, an exclusive pool lease, a plain
+  /// Connection), so a call that times out may cancel its query on the server. Shared connections never
+  /// cancel: the query running might be another task's.
+  void set_exclusive(bool exclusive) noexcept { exclusive_.store(exclusive, std::memory_order_relaxed); }
+
+  /// Notifications (for a Listener): LISTENs run on this session deliver here.
+  static Task<Result<Notification, db::Error>> next_notification(std::shared_ptr<Session> self);
+
+ private:
+  explicit Session(PGconn* connection);
+  static Task<void> read_loop(std::shared_ptr<Session> self);
+  static Task<void> flush_loop(std::shared_ptr<Session> self);
+
+  // All below: with mutex_ held.
+  void send_locked(Request& request);
+  void after_send_locked();
+  void process_input_locked();
+  void complete_locked(Request& request);
+  void fail_all_locked(const db::Error& error);
+  void abandon_locked(Request& request);
+  void send_pending_locked();
+  db::Error connection_error_locked(std::string_view what) const;
+
+  mutable std::mutex mutex_;
+  PGconn* connection_;
+  spindle::detail::IoRegistration* registration_ = nullptr;
+  PGcancel* cancel_ = nullptr;
+  int server_version_ = 0;
+  std::atomic<bool> broken_{false};
+  std::atomic<bool> exclusive_{true};
+  std::atomic<std::size_t> in_flight_count_{0};
+  std::optional<db::Error> broken_error_;
+
+  std::deque<std::shared_ptr<Request>> in_flight_;  // sent, in the order their results will come
+  std::deque<std::shared_ptr<Request>> pending_;    // waiting behind a script or a cancel
+  bool script_running_ = false;
+  bool cancel_running_ = false;
+  bool flushing_ = false;  // a flush task is waiting for the socket to take more
+  std::unordered_map<std::string, std::string> statements_;  // cache_key() -> prepared statement name
+  std::uint64_t next_statement_ = 0;
+
+  // LISTEN/NOTIFY
+  std::deque<Notification> notifications_;
+  spindle::detail::Waker notification_waker_;
+};
+
+}  // namespace spindle::pg::detail
