@@ -166,9 +166,10 @@ Task<Result<std::shared_ptr<PoolCore::Lease>, db::Error>> PoolCore::lease() {
       std::lock_guard lock(mutex_);
       drop_broken_locked();
       Slot* slot = pick_locked(Pick::idle_only);
-      if (slot == nullptr && !may_connect_locked(now()) && config.pipeline) slot = pick_locked(Pick::least_busy);
+      // Else a busy one, when no more may open: in pipeline mode it carries shared queries; in exclusive
+      // mode, an abandoned query still finishing. The lease's statements queue behind them.
+      if (slot == nullptr && !may_connect_locked(now())) slot = pick_locked(Pick::least_busy);
       if (slot != nullptr) {
-        // A busy connection in pipeline mode: the transaction's statements queue behind what is in flight.
         slot->leased = true;
         slot->session->set_exclusive(true);
         lease->session = slot->session;
