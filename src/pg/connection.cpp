@@ -265,17 +265,29 @@ void Session::process_input_locked() {
   if (notified && notification_waker_) std::exchange(notification_waker_, spindle::detail::Waker{}).wake();
 }
 
+namespace {
+/// A reference to a registration, dropped even when the task holding it is destroyed mid-wait.
+struct RegistrationRef {
+  explicit RegistrationRef(spindle::detail::IoRegistration* registration) noexcept : registration(registration) {
+    registration->add_ref();
+  }
+  RegistrationRef(const RegistrationRef&) = delete;
+  RegistrationRef& operator=(const RegistrationRef&) = delete;
+  ~RegistrationRef() { registration->release(); }
+  spindle::detail::IoRegistration* registration;
+};
+}  // namespace
+
 Task<void> Session::read_loop(std::shared_ptr<Session> self) {
   for (;;) {
-    spindle::detail::IoRegistration* registration;
+    std::optional<RegistrationRef> registration;
     {
       std::lock_guard lock(self->mutex_);
       if (self->broken_.load(std::memory_order_relaxed)) co_return;
-      registration = self->registration_;
-      registration->add_ref();
+      registration.emplace(self->registration_);
     }
-    IoResult<void> ready = co_await ReadReady{*registration};
-    registration->release();
+    IoResult<void> ready = co_await ReadReady{*registration->registration};
+    registration.reset();
     std::lock_guard lock(self->mutex_);
     if (self->broken_.load(std::memory_order_relaxed)) co_return;
     if (!ready) {
@@ -288,18 +300,17 @@ Task<void> Session::read_loop(std::shared_ptr<Session> self) {
 
 Task<void> Session::flush_loop(std::shared_ptr<Session> self) {
   for (;;) {
-    spindle::detail::IoRegistration* registration;
+    std::optional<RegistrationRef> registration;
     {
       std::lock_guard lock(self->mutex_);
       if (self->broken_.load(std::memory_order_relaxed)) {
         self->flushing_ = false;
         co_return;
       }
-      registration = self->registration_;
-      registration->add_ref();
+      registration.emplace(self->registration_);
     }
-    IoResult<void> ready = co_await WriteReady{*registration};
-    registration->release();
+    IoResult<void> ready = co_await WriteReady{*registration->registration};
+    registration.reset();
     std::lock_guard lock(self->mutex_);
     if (!ready || self->broken_.load(std::memory_order_relaxed)) {
       self->flushing_ = false;

@@ -25,6 +25,10 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
  public:
   explicit PoolCore(PoolConfig config_in)
       : config(std::move(config_in)), leases(config.pipeline ? config.max_size - 1 : config.max_size) {}
+  /// The last Pool handle and lease are gone: close the connections (each one's reader task holds it).
+  ~PoolCore() {
+    for (Slot& slot : slots_) slot.session->close();
+  }
 
   /// A connection that stays with a task until the lease is destroyed.
   struct Lease {
