@@ -298,6 +298,22 @@ TEST_F(PgConnectionTest, ConcurrentQueriesPipelineOnOneConnectionAndFailAlone) {
   });
 }
 
+TEST_F(PgConnectionTest, PreparedStatementsPerConnectionAreBounded) {
+  with_connection([](pg::Connection& connection) -> Task<void> {
+    std::vector<Task<Result<std::int64_t, db::Error>>> queries;
+    for (int i = 0; i < 1100; ++i) queries.push_back(connection.query_one<std::int64_t>("SELECT " + std::to_string(i) + "::int8"));
+    std::vector<Result<std::int64_t, db::Error>> results = co_await when_all(std::move(queries));
+    for (int i = 0; i < 1100; ++i) {
+      CO_ASSERT(results[static_cast<std::size_t>(i)].has_value());
+      EXPECT_EQ(*results[static_cast<std::size_t>(i)], i);
+    }
+    Result<std::int64_t, db::Error> prepared =
+        co_await connection.query_one<std::int64_t>("SELECT count(*) FROM pg_prepared_statements");
+    CO_ASSERT(prepared.has_value());
+    EXPECT_EQ(*prepared, 1024);  // the rest ran as unnamed statements
+  });
+}
+
 TEST_F(PgConnectionTest, ABatchRunsInOneRoundTripAndIsAtomic) {
   with_connection([](pg::Connection& connection) -> Task<void> {
     Result<void, db::Error> created =

@@ -58,6 +58,9 @@ Result<std::shared_ptr<Session>, db::Error> Session::start(PGconn* connection) {
     session->connection_ = nullptr;  // the caller still owns it
     return Err{std::move(error)};
   }
+  // libpq prints the server's notices ("table does not exist, skipping") to stderr by default; they are
+  // informational, and a server's stderr is not the place for them.
+  PQsetNoticeProcessor(connection, [](void*, const char*) {}, nullptr);
   session->server_version_ = PQserverVersion(connection);
   session->cancel_ = PQgetCancel(connection);
   session->registration_ = spindle::detail::IoRegistration::create(PQsocket(connection));
@@ -142,22 +145,28 @@ void Session::send_locked(Request& request) {
   thread_local std::vector<int> formats;
   const Statement& statement = request.statement;
   cache_key(key, statement);
+  static const std::string kUnnamed;
+  const std::string* name = &kUnnamed;
   auto cached = statements_.find(key);
-  if (cached == statements_.end()) {
-    std::string name = "spindle_" + std::to_string(next_statement_++);
-    if (PQsendPrepare(connection_, name.c_str(), statement.sql().c_str(), static_cast<int>(statement.size()),
+  if (cached != statements_.end()) {
+    name = &cached->second;
+    request.phase = Request::Phase::query;
+  } else {
+    // Past kMaxPreparedStatements (an application building SQL text on the fly), statements go unnamed:
+    // parsed each time, holding no memory on the server.
+    if (statements_.size() < kMaxPreparedStatements) {
+      request.created_statement = key;
+      name = &statements_.emplace(key, "spindle_" + std::to_string(next_statement_++)).first->second;
+    }
+    if (PQsendPrepare(connection_, name->c_str(), statement.sql().c_str(), static_cast<int>(statement.size()),
                       statement.types().data()) != 1) {
       fail_all_locked(connection_error_locked("could not send a query"));
       return;
     }
-    request.created_statement = key;
-    cached = statements_.emplace(key, std::move(name)).first;
     request.phase = Request::Phase::prepare;
-  } else {
-    request.phase = Request::Phase::query;
   }
   statement.wire(values, lengths, formats);
-  if (PQsendQueryPrepared(connection_, cached->second.c_str(), static_cast<int>(statement.size()), values.data(),
+  if (PQsendQueryPrepared(connection_, name->c_str(), static_cast<int>(statement.size()), values.data(),
                           lengths.data(), formats.data(), 1) != 1 ||
       (request.sync_after && PQpipelineSync(connection_) != 1)) {
     fail_all_locked(connection_error_locked("could not send a query"));
@@ -218,7 +227,7 @@ void Session::process_input_locked() {
           request.phase = Request::Phase::query;
         } else if (status != PGRES_COMMAND_OK && !request.error) {
           request.error = result_error(raw);
-          statements_.erase(request.created_statement);
+          if (!request.created_statement.empty()) statements_.erase(request.created_statement);
         }
         break;
       case Request::Phase::query:

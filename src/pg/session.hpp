@@ -55,6 +55,9 @@ struct Request {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
+  /// Prepared statements kept per connection at most.
+  static constexpr std::size_t kMaxPreparedStatements = 1024;
+
   /// Takes a PGconn that is connected (CONNECTION_OK) and not yet in pipeline mode.
   static Result<std::shared_ptr<Session>, db::Error> start(PGconn* connection);
   ~Session();
