@@ -2,7 +2,8 @@
 // spindle::pg: PostgreSQL through libpq's non-blocking API, driven by Spindle's reactor. No thread waits
 // while a query runs: a task that awaits a query is suspended until its result has arrived.
 //
-//   auto connection = co_await pg::Connection::connect({.url = "postgres://app@127.0.0.1/app"});
+//   pg::Config config{"postgres://app@127.0.0.1/app"};
+//   auto connection = co_await pg::Connection::connect(config);
 //   auto users = co_await connection->query<User>("SELECT id, name FROM users WHERE id > $1", 10);
 //
 // Most code uses a pg::Pool (spindle/pg/pool.hpp), which has the same calls. Every connection runs in

@@ -1,7 +1,9 @@
 #pragma once
 // pg::Pool: connections to one database, shared by every task of the process.
 //
-//   auto pool = co_await pg::Pool::connect({.url = std::getenv("DATABASE_URL"), .max_size = 16});
+//   pg::PoolConfig config;
+//   config.url = std::getenv("DATABASE_URL");
+//   auto pool = co_await pg::Pool::connect(config);     // no braced list inside co_await (GCC 12)
 //   if (!pool) fail(pool.error().to_string());
 //   auto user = co_await pool->query_one<User>("SELECT id, name, email FROM users WHERE id = $1", id);
 //
