@@ -210,6 +210,11 @@ TEST_F(PgConnectionTest, DecodingErrorsNameTheColumn) {
     EXPECT_EQ(missing.error().kind, Kind::decode);
     EXPECT_NE(missing.error().message.find("\"flag\""), std::string::npos) << missing.error().message;
 
+    Result<db::Timestamp, db::Error> infinite =
+        co_await connection.query_one<db::Timestamp>("SELECT 'infinity'::timestamptz AS at");
+    CO_ASSERT(!infinite);
+    EXPECT_EQ(infinite.error().kind, Kind::decode);
+
     Result<std::int64_t, db::Error> none = co_await connection.query_one<std::int64_t>("SELECT 1 WHERE false");
     CO_ASSERT(!none);
     EXPECT_EQ(none.error().kind, Kind::not_found);

@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 
 #include <charconv>
+#include <limits>
 #include <cstring>
 
 #include "error.hpp"
@@ -225,7 +226,12 @@ Result<void, db::Error> decode(const QueryResult::Field& field, std::string_view
   if (field.type != kTimestamptz && field.type != kTimestamp) return wrong_type(field, column, "a timestamp");
   if (field.bytes->size() != 8) return wrong_size(column);
   const auto since_2000 = static_cast<std::int64_t>(big_endian<std::uint64_t>(*field.bytes));
-  out = db::Timestamp{std::chrono::microseconds{since_2000 + std::int64_t{946'684'800} * 1'000'000}};
+  std::int64_t since_1970;
+  // PostgreSQL's 'infinity' and '-infinity' are the extreme values; no real time is near them.
+  if (__builtin_add_overflow(since_2000, std::int64_t{946'684'800} * 1'000'000, &since_1970) ||
+      since_2000 == std::numeric_limits<std::int64_t>::max() || since_2000 == std::numeric_limits<std::int64_t>::min())
+    return Err{decode_error(column, "is infinite or out of range for db::Timestamp")};
+  out = db::Timestamp{std::chrono::microseconds{since_1970}};
   return {};
 }
 

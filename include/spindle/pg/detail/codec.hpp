@@ -94,7 +94,12 @@ class Statement {
     } else if constexpr (std::is_same_v<V, db::Bytes>) {
       binary(17, reinterpret_cast<const char*>(value.data()), value.size());
     } else if constexpr (std::is_same_v<V, db::Timestamp>) {
-      big_endian(1184, to_postgres_time(value));
+      std::int64_t since_2000;
+      // PostgreSQL counts microseconds from 2000-01-01 00:00:00 UTC.
+      if (__builtin_sub_overflow(value.time_since_epoch().count(), std::int64_t{946'684'800} * 1'000'000, &since_2000))
+        fail("a timestamp parameter is out of PostgreSQL's range");
+      else
+        big_endian(1184, since_2000);
     } else if constexpr (std::is_same_v<V, db::Uuid>) {
       binary(2950, reinterpret_cast<const char*>(value.bytes.data()), value.bytes.size());
     } else if constexpr (boost::describe::has_describe_enumerators<V>::value) {
@@ -118,10 +123,6 @@ class Statement {
     else if constexpr (std::is_same_v<T, db::Timestamp>) return 1184;
     else if constexpr (std::is_same_v<T, db::Uuid>) return 2950;
     else return 0;
-  }
-  static std::int64_t to_postgres_time(db::Timestamp time) noexcept {
-    // PostgreSQL counts microseconds from 2000-01-01 00:00:00 UTC.
-    return time.time_since_epoch().count() - std::int64_t{946'684'800} * 1'000'000;
   }
 
   template <class I>
