@@ -303,6 +303,21 @@ TEST_F(PgConnectionTest, ConcurrentQueriesPipelineOnOneConnectionAndFailAlone) {
   });
 }
 
+TEST_F(PgConnectionTest, LargeParametersGoOutWhileTheSocketIsFull) {
+  with_connection([](pg::Connection& connection) -> Task<void> {
+    // 64 MiB of parameters on one connection: far more than the socket buffers, so sending waits for
+    // the server to read, while results come back at the same time.
+    std::vector<Task<Result<std::int64_t, db::Error>>> queries;
+    for (int i = 0; i < 128; ++i)
+      queries.push_back(connection.query_one<std::int64_t>("SELECT length($1)::int8 + $2", std::string(512 * 1024, 'a' + i % 26), std::int64_t{i}));
+    std::vector<Result<std::int64_t, db::Error>> results = co_await when_all(std::move(queries));
+    for (int i = 0; i < 128; ++i) {
+      CO_ASSERT(results[static_cast<std::size_t>(i)].has_value());
+      EXPECT_EQ(*results[static_cast<std::size_t>(i)], 512 * 1024 + i);
+    }
+  });
+}
+
 TEST_F(PgConnectionTest, PreparedStatementsPerConnectionAreBounded) {
   with_connection([](pg::Connection& connection) -> Task<void> {
     std::vector<Task<Result<std::int64_t, db::Error>>> queries;

@@ -326,9 +326,10 @@ Task<void> Session::flush_loop(std::shared_ptr<Session> self) {
       co_return;
     }
     // libpq: while a flush is blocked, read too, so a server blocked on writing to us is not deadlocked.
-    if (PQconsumeInput(self->connection_) != 1) {
+    // And process what was read: the reader task watches the socket, not libpq's buffer.
+    self->process_input_locked();
+    if (self->broken_.load(std::memory_order_relaxed)) {
       self->flushing_ = false;
-      self->fail_all_locked(self->connection_error_locked("the connection was lost"));
       co_return;
     }
     const int flushed = PQflush(self->connection_);
