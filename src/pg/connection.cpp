@@ -101,30 +101,31 @@ void Session::complete_locked(Request& request) {
 }
 
 void Session::submit(const std::shared_ptr<Request>& request) {
-  submit(std::vector<std::shared_ptr<Request>>{request});
+  std::lock_guard lock(mutex_);
+  submit_locked(request);
+  after_send_locked();
 }
 
 void Session::submit(const std::vector<std::shared_ptr<Request>>& requests) {
   std::lock_guard lock(mutex_);
-  for (const std::shared_ptr<Request>& request : requests) {
-    if (broken_.load(std::memory_order_relaxed)) {
-      request->error = broken_error_;
-      complete_locked(*request);
-    } else if (script_running_ || cancel_running_ || !pending_.empty() ||
-               (request->is_script && !in_flight_.empty())) {
-      pending_.push_back(request);
-    } else {
-      send_locked(*request);
-      if (broken_.load(std::memory_order_relaxed)) {
-        request->error = broken_error_;
-        complete_locked(*request);
-        continue;
-      }
-      in_flight_.push_back(request);
-      in_flight_count_.fetch_add(1, std::memory_order_relaxed);
-    }
+  for (const std::shared_ptr<Request>& request : requests) submit_locked(request);
+  after_send_locked();  // one flush for all of them
+}
+
+void Session::submit_locked(const std::shared_ptr<Request>& request) {
+  if (!broken_.load(std::memory_order_relaxed) && (script_running_ || cancel_running_ || !pending_.empty() ||
+                                                   (request->is_script && !in_flight_.empty()))) {
+    pending_.push_back(request);
+    return;
   }
-  after_send_locked();
+  if (!broken_.load(std::memory_order_relaxed)) send_locked(*request);
+  if (broken_.load(std::memory_order_relaxed)) {  // before, or because sending failed
+    request->error = broken_error_;
+    complete_locked(*request);
+    return;
+  }
+  in_flight_.push_back(request);
+  in_flight_count_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void Session::send_locked(Request& request) {

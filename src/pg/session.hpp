@@ -95,6 +95,7 @@ class Session : public std::enable_shared_from_this<Session> {
   static Task<void> flush_loop(std::shared_ptr<Session> self);
 
   // All below: with mutex_ held.
+  void submit_locked(const std::shared_ptr<Request>& request);
   void send_locked(Request& request);
   void after_send_locked();
   void process_input_locked();
