@@ -144,9 +144,9 @@ class RepositoryTest : public ::testing::Test {
     if (!directory_.empty()) std::filesystem::remove_all(directory_);
   }
 
-  /// Runs `body` with a repository on a fresh database, on two worker threads.
+  /// Runs `body` with a fresh, migrated database, on two worker threads.
   template <class F>
-  void with_repository(F body) {
+  void with_database(F body) {
     Runtime runtime = Runtime::multi_thread().worker_threads(2).build();
     runtime.block_on([](std::string target, F body) -> Task<void> {
       Result<typename Backend::Db, db::Error> database = co_await Backend::open(target);
@@ -159,9 +159,17 @@ class RepositoryTest : public ::testing::Test {
         ADD_FAILURE() << migrated.error().to_string();
         co_return;
       }
-      UserRepository<typename Backend::Db> users{*database};
-      co_await body(users);
+      co_await body(*database);
     }(target_, std::move(body)));
+  }
+  /// The same, with the repository on it.
+  template <class F>
+  void with_repository(F body) {
+    // A capture is safe here: with_database keeps this lambda in its coroutine frame while it runs.
+    with_database([body](auto& db) -> Task<void> {
+      UserRepository<std::remove_cvref_t<decltype(db)>> users{db};
+      co_await body(users);
+    });
   }
 
   static test::PostgresServer* server_;
@@ -256,6 +264,47 @@ TYPED_TEST(RepositoryTest, ATransactionIsAllOrNothingEvenWhenItThrows) {
     for (const User& user : *all) names.push_back(user.name);
     EXPECT_EQ(names, (std::vector<std::string>{"a", "b"}));  // neither c nor d
   });
+}
+
+// PostgreSQL's rule, on both: after a failed statement a transaction does not commit, unless the
+// failure was inside a savepoint that was rolled back.
+template <db::Database Db>
+Task<void> failed_statements_in_transactions(Db& db) {
+  Result<void, db::Error> created = co_await db.batch_execute("CREATE TABLE tags (name TEXT PRIMARY KEY)");
+  CO_ASSERT(created.has_value());
+  {
+    Result<typename Db::Transaction, db::Error> tx = co_await db.begin();
+    CO_ASSERT(tx.has_value());
+    Result<std::uint64_t, db::Error> first = co_await tx->execute("INSERT INTO tags VALUES ($1)", "a");
+    CO_ASSERT(first.has_value());
+    Result<std::uint64_t, db::Error> clash = co_await tx->execute("INSERT INTO tags VALUES ($1)", "a");
+    EXPECT_FALSE(clash.has_value());
+    Result<void, db::Error> committed = co_await tx->commit();
+    EXPECT_FALSE(committed.has_value());
+  }
+  {
+    Result<typename Db::Transaction, db::Error> tx = co_await db.begin();
+    CO_ASSERT(tx.has_value());
+    Result<std::uint64_t, db::Error> first = co_await tx->execute("INSERT INTO tags VALUES ($1)", "b");
+    CO_ASSERT(first.has_value());
+    {
+      Result<typename Db::Transaction, db::Error> savepoint = co_await tx->begin();
+      CO_ASSERT(savepoint.has_value());
+      Result<std::uint64_t, db::Error> clash = co_await savepoint->execute("INSERT INTO tags VALUES ($1)", "b");
+      EXPECT_FALSE(clash.has_value());
+      Result<void, db::Error> undone = co_await savepoint->rollback();
+      EXPECT_TRUE(undone.has_value());
+    }
+    Result<void, db::Error> committed = co_await tx->commit();
+    EXPECT_TRUE(committed.has_value()) << (committed ? "" : committed.error().to_string());
+  }
+  Result<std::vector<std::string>, db::Error> names = co_await db.template query<std::string>("SELECT name FROM tags");
+  CO_ASSERT(names.has_value());
+  EXPECT_EQ(*names, std::vector<std::string>{"b"});
+}
+
+TYPED_TEST(RepositoryTest, AFailedStatementKeepsTheTransactionFromCommitting) {
+  this->with_database([](auto& db) -> Task<void> { co_await failed_statements_in_transactions(db); });
 }
 
 TYPED_TEST(RepositoryTest, ManyConcurrentWritersAllLand) {

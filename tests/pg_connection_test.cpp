@@ -181,6 +181,12 @@ TEST_F(PgConnectionTest, EveryTypeRoundTrips) {
     CO_ASSERT(uuid_text.has_value());
     EXPECT_EQ(*uuid_text, "123e4567-e89b-12d3-a456-426614174000");
 
+    const char* nothing = nullptr;  // a null C string is NULL, as on SQLite
+    Result<std::optional<std::string>, db::Error> null =
+        co_await connection.query_one<std::optional<std::string>>("SELECT $1::text", nothing);
+    CO_ASSERT(null.has_value());
+    EXPECT_FALSE(null->has_value());
+
     // Members without a column stay empty when optional.
     Result<Named, db::Error> named = co_await connection.query_one<Named>("SELECT 'n' AS name");
     CO_ASSERT(named.has_value());
@@ -318,6 +324,52 @@ TEST_F(PgConnectionTest, LargeParametersGoOutWhileTheSocketIsFull) {
   });
 }
 
+TEST_F(PgConnectionTest, AnErrorAtTheImplicitCommitFailsTheCall) {
+  with_connection([](pg::Connection& connection) -> Task<void> {
+    // A deferred constraint is checked at the commit, which for a call outside a transaction happens at
+    // its Sync, after the statement itself succeeded.
+    Result<void, db::Error> created = co_await connection.batch_execute(R"(
+      DROP TABLE IF EXISTS deferred;
+      CREATE TABLE deferred (id INT, CONSTRAINT deferred_id UNIQUE (id) DEFERRABLE INITIALLY DEFERRED);
+      INSERT INTO deferred VALUES (1))");
+    CO_ASSERT(created.has_value());
+    Result<std::uint64_t, db::Error> duplicate = co_await connection.execute("INSERT INTO deferred VALUES (1)");
+    CO_ASSERT(!duplicate);
+    EXPECT_EQ(duplicate.error().kind, Kind::unique_violation);
+    Result<std::int64_t, db::Error> count = co_await connection.query_one<std::int64_t>("SELECT count(*) FROM deferred");
+    CO_ASSERT(count.has_value());
+    EXPECT_EQ(*count, 1);
+  });
+}
+
+TEST_F(PgConnectionTest, CopyIsRefusedAndTheConnectionCarriesOn) {
+  with_connection([](pg::Connection& connection) -> Task<void> {
+    Result<void, db::Error> created =
+        co_await connection.batch_execute("DROP TABLE IF EXISTS copied; CREATE TABLE copied (x INT)");
+    CO_ASSERT(created.has_value());
+    Result<std::uint64_t, db::Error> copy_in = co_await connection.execute("COPY copied FROM STDIN");
+    CO_ASSERT(!copy_in);
+    EXPECT_NE(copy_in.error().message.find("COPY"), std::string::npos) << copy_in.error().message;
+    Result<void, db::Error> script = co_await connection.batch_execute("COPY copied FROM STDIN");
+    EXPECT_FALSE(script.has_value());
+    Result<std::int64_t, db::Error> after = co_await connection.query_one<std::int64_t>("SELECT 5::int8");
+    CO_ASSERT(after.has_value());
+    EXPECT_EQ(*after, 5);
+  });
+}
+
+TEST_F(PgConnectionTest, TimestampColumnsWithoutZoneHoldUtc) {
+  with_connection([](pg::Connection& connection) -> Task<void> {
+    const db::Timestamp at = *db::parse_timestamp("2026-06-01T12:00:00Z");
+    using Pair = std::tuple<db::Timestamp, std::string>;
+    Result<Pair, db::Error> read =
+        co_await connection.query_one<Pair>("SELECT $1::timestamp, ($1::timestamp)::text", at);
+    CO_ASSERT(read.has_value());
+    EXPECT_EQ(std::get<0>(*read), at);
+    EXPECT_EQ(std::get<1>(*read), "2026-06-01 12:00:00");
+  });
+}
+
 TEST_F(PgConnectionTest, PreparedStatementsPerConnectionAreBounded) {
   with_connection([](pg::Connection& connection) -> Task<void> {
     std::vector<Task<Result<std::int64_t, db::Error>>> queries;
@@ -451,6 +503,24 @@ TEST_F(PgConnectionTest, TransactionsCommitRollBackAndRollBackWhenDropped) {
         co_await connection.query<std::string>("SELECT entry FROM ledger ORDER BY entry");
     CO_ASSERT(entries.has_value());
     EXPECT_EQ(*entries, (std::vector<std::string>{"committed", "outer", "released"}));
+  });
+}
+
+TEST_F(PgConnectionTest, ATransactionCancelledWhileBeginningLeavesNoTransactionOpen) {
+  with_connection([](pg::Connection& connection) -> Task<void> {
+    // A slow query ahead keeps the BEGIN in flight when the caller gives up on it.
+    JoinHandle<Result<std::uint64_t, db::Error>> slow = spawn(connection.execute("SELECT pg_sleep(0.3)"));
+    co_await sleep(20ms);  // sent
+    Task<Result<pg::Transaction, db::Error>> beginning = connection.begin();
+    Result<Result<pg::Transaction, db::Error>, TimedOut> begun = co_await timeout(50ms, std::move(beginning));
+    EXPECT_FALSE(begun.has_value());  // timed out
+    auto slept = co_await std::move(slow);
+    EXPECT_TRUE(slept.has_value());
+    // The BEGIN ran, and was rolled back: the connection is outside any transaction, where a
+    // SAVEPOINT is refused (25P01, no_active_sql_transaction).
+    Result<std::uint64_t, db::Error> probe = co_await connection.execute("SAVEPOINT probe");
+    CO_ASSERT(!probe);
+    EXPECT_EQ(probe.error().sqlstate, "25P01");
   });
 }
 

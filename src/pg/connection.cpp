@@ -2,8 +2,13 @@
 // cancellation), Connection, Transaction and Listener. See session.hpp for who does what.
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <libpq-fe.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <charconv>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -17,6 +22,7 @@
 #include "spindle/runtime/blocking.hpp"
 #include "spindle/runtime/spawn.hpp"
 #include "spindle/runtime/time.hpp"
+#include "spindle/sync/notify.hpp"
 #include "transaction_state.hpp"
 
 namespace spindle::pg {
@@ -38,6 +44,21 @@ db::Error aborted_error() {
   return db::Error{db::Error::Kind::query, "not run: an earlier query of the same batch failed", {}, {}};
 }
 
+db::Error unsupported_copy_error() {
+  return db::Error{db::Error::Kind::query, "COPY ... FROM STDIN / TO STDOUT is not supported by spindle::pg", {}, {}};
+}
+
+/// A reference to a registration, dropped even when the task holding it is destroyed mid-wait.
+struct RegistrationRef {
+  explicit RegistrationRef(spindle::detail::IoRegistration* registration) noexcept : registration(registration) {
+    registration->add_ref();
+  }
+  RegistrationRef(const RegistrationRef&) = delete;
+  RegistrationRef& operator=(const RegistrationRef&) = delete;
+  ~RegistrationRef() { registration->release(); }
+  spindle::detail::IoRegistration* registration;
+};
+
 }  // namespace
 
 Session::Session(PGconn* connection) : connection_(connection) {}
@@ -47,8 +68,9 @@ Session::~Session() {
     spindle::detail::Reactor::deregister(*registration_);
     registration_->release();
   }
+  if (watched_fd_ >= 0) ::close(watched_fd_);
   if (cancel_ != nullptr) PQfreeCancel(cancel_);
-  PQfinish(connection_);
+  if (connection_ != nullptr) PQfinish(connection_);
 }
 
 Result<std::shared_ptr<Session>, db::Error> Session::start(PGconn* connection) {
@@ -58,22 +80,26 @@ Result<std::shared_ptr<Session>, db::Error> Session::start(PGconn* connection) {
     session->connection_ = nullptr;  // the caller still owns it
     return Err{std::move(error)};
   }
+  session->watched_fd_ = ::fcntl(PQsocket(connection), F_DUPFD_CLOEXEC, 0);
+  if (session->watched_fd_ < 0) {
+    session->connection_ = nullptr;
+    return Err{db::Error{db::Error::Kind::connection, "could not duplicate the connection's socket", {}, {}}};
+  }
   // libpq prints the server's notices ("table does not exist, skipping") to stderr by default; they are
   // informational, and a server's stderr is not the place for them.
   PQsetNoticeProcessor(connection, [](void*, const char*) {}, nullptr);
   session->server_version_ = PQserverVersion(connection);
   session->cancel_ = PQgetCancel(connection);
-  session->registration_ = spindle::detail::IoRegistration::create(PQsocket(connection));
+  session->registration_ = spindle::detail::IoRegistration::create(session->watched_fd_);
   spawn(read_loop(session), {.name = "postgres reader"}).detach();
+  spawn(flush_loop(session), {.name = "postgres flush"}).detach();
   return session;
 }
 
 void Session::close() {
   std::lock_guard lock(mutex_);
-  if (broken_.load(std::memory_order_relaxed)) return;
-  fail_all_locked(db::Error{db::Error::Kind::connection, "the connection was closed", {}, {}});
-  // Wakes the reader task (its wait ends with ECANCELED); it sees broken_ and ends.
-  spindle::detail::Reactor::deregister(*registration_);
+  if (!broken_.load(std::memory_order_relaxed))
+    fail_all_locked(db::Error{db::Error::Kind::connection, "the connection was closed", {}, {}});
 }
 
 void Session::fail_all_locked(const db::Error& error) {
@@ -90,6 +116,12 @@ void Session::fail_all_locked(const db::Error& error) {
   fail(pending_);
   in_flight_count_.store(0, std::memory_order_relaxed);
   if (notification_waker_) std::exchange(notification_waker_, spindle::detail::Waker{}).wake();
+  // End the session's tasks: waits parked now end with ECANCELED, and a wait that begins later finds
+  // the read side shut (end of stream at once), whichever comes first. Shutting the read side sends the
+  // server nothing, so PQfinish still says goodbye properly.
+  ::shutdown(watched_fd_, SHUT_RD);
+  spindle::detail::Reactor::deregister(*registration_);
+  flush_wanted_.notify_one();
 }
 
 db::Error Session::connection_error_locked(std::string_view what) const { return connection_error(connection_, what); }
@@ -144,20 +176,24 @@ void Session::send_locked(Request& request) {
   thread_local std::vector<const char*> values;
   thread_local std::vector<int> lengths;
   thread_local std::vector<int> formats;
+  static const std::string kUnnamed;
   const Statement& statement = request.statement;
   cache_key(key, statement);
-  static const std::string kUnnamed;
   const std::string* name = &kUnnamed;
   auto cached = statements_.find(key);
-  if (cached != statements_.end()) {
-    name = &cached->second;
+  // A statement whose Parse is still unanswered is used only inside the Sync group that sent it: were
+  // that Parse skipped (an earlier statement of its batch failed), a call of another group would fail.
+  if (cached != statements_.end() && (cached->second.confirmed || cached->second.creator == request.group)) {
+    name = &cached->second.name;
     request.phase = Request::Phase::query;
   } else {
-    // Past kMaxPreparedStatements (an application building SQL text on the fly), statements go unnamed:
-    // parsed each time, holding no memory on the server.
-    if (statements_.size() < kMaxPreparedStatements) {
+    // Past kMaxPreparedStatements (an application building SQL text on the fly), and while another group's
+    // Parse of the same statement is unanswered, the statement goes unnamed: parsed for this call only.
+    if (cached == statements_.end() && statements_.size() < kMaxPreparedStatements) {
       request.created_statement = key;
-      name = &statements_.emplace(key, "spindle_" + std::to_string(next_statement_++)).first->second;
+      name = &statements_
+                  .emplace(key, Prepared{"spindle_" + std::to_string(next_statement_++), request.group, false})
+                  .first->second.name;
     }
     if (PQsendPrepare(connection_, name->c_str(), statement.sql().c_str(), static_cast<int>(statement.size()),
                       statement.types().data()) != 1) {
@@ -180,11 +216,14 @@ void Session::after_send_locked() {
   const int flushed = PQflush(connection_);
   if (flushed < 0) {
     fail_all_locked(connection_error_locked("could not send"));
-  } else if (flushed == 1 && !flushing_) {
-    // The socket is full: a task waits until it takes more, while calls keep queueing in libpq's buffer.
-    flushing_ = true;
-    spawn(flush_loop(shared_from_this()), {.name = "postgres flush"}).detach();
+    return;
   }
+  // The socket is full: the flush task waits until it takes more, while calls keep queueing in libpq's
+  // buffer.
+  if (flushed == 1) flush_wanted_.notify_one();
+  // While a send blocks, libpq reads what the server sent meanwhile into its buffer (so that neither side
+  // waits on the other); those bytes are no longer in the socket, where the reader task looks.
+  drain_results_locked();
 }
 
 void Session::send_pending_locked() {
@@ -193,14 +232,7 @@ void Session::send_pending_locked() {
     std::shared_ptr<Request> request = pending_.front();
     if (request->is_script && !in_flight_.empty()) break;  // runs once the pipeline is empty
     pending_.pop_front();
-    send_locked(*request);
-    if (broken_.load(std::memory_order_relaxed)) {
-      request->error = broken_error_;
-      complete_locked(*request);
-      return;
-    }
-    in_flight_.push_back(std::move(request));
-    in_flight_count_.fetch_add(1, std::memory_order_relaxed);
+    submit_locked(request);
     sent = true;
   }
   if (sent) after_send_locked();
@@ -211,23 +243,57 @@ void Session::process_input_locked() {
     fail_all_locked(connection_error_locked("the connection was lost"));
     return;
   }
+  drain_results_locked();
+  if (broken_.load(std::memory_order_relaxed)) return;
+  bool notified = false;
+  while (PGnotify* note = PQnotifies(connection_)) {
+    notifications_.push_back(Notification{note->relname, note->extra, note->be_pid});
+    PQfreemem(note);
+    notified = true;
+  }
+  if (notified && notification_waker_) std::exchange(notification_waker_, spindle::detail::Waker{}).wake();
+}
+
+void Session::drain_results_locked() {
   auto pop_front = [&] {
     std::shared_ptr<Request> request = std::move(in_flight_.front());
     in_flight_.pop_front();
     in_flight_count_.fetch_sub(1, std::memory_order_relaxed);
     complete_locked(*request);
   };
-  while (!in_flight_.empty() && PQisBusy(connection_) == 0) {
+  while (!broken_.load(std::memory_order_relaxed) && !in_flight_.empty() && PQisBusy(connection_) == 0) {
+    if (PQstatus(connection_) == CONNECTION_BAD) {
+      fail_all_locked(connection_error_locked("the connection was lost"));
+      return;
+    }
     PGresult* raw = PQgetResult(connection_);
     ResultPtr result{raw};
     Request& request = *in_flight_.front();
     const ExecStatusType status = raw != nullptr ? PQresultStatus(raw) : PGRES_EMPTY_QUERY;
+    // COPY would need its data sent or received through other calls: refuse it. libpq answers every
+    // PQgetResult with the same COPY state until the COPY ends.
+    if (status == PGRES_COPY_IN) {
+      if (!request.error) request.error = unsupported_copy_error();
+      if (PQputCopyEnd(connection_, "COPY FROM STDIN is not supported by spindle::pg") != 1) {
+        fail_all_locked(connection_error_locked("could not end a COPY"));
+        return;
+      }
+      continue;  // the server answers with an error, then the results go on as usual
+    }
+    if (status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH) {
+      fail_all_locked(unsupported_copy_error());  // its data would have to be read to the end: drop the connection
+      return;
+    }
     switch (request.phase) {
       case Request::Phase::prepare:
         if (raw == nullptr) {
           request.phase = Request::Phase::query;
-        } else if (status != PGRES_COMMAND_OK && !request.error) {
-          request.error = result_error(raw);
+        } else if (status == PGRES_COMMAND_OK) {
+          if (auto created = statements_.find(request.created_statement);
+              !request.created_statement.empty() && created != statements_.end())
+            created->second.confirmed = true;
+        } else {
+          if (!request.error) request.error = status == PGRES_PIPELINE_ABORTED ? aborted_error() : result_error(raw);
           if (!request.created_statement.empty()) statements_.erase(request.created_statement);
         }
         break;
@@ -244,7 +310,14 @@ void Session::process_input_locked() {
         }
         break;
       case Request::Phase::sync:
-        if (status == PGRES_PIPELINE_SYNC) pop_front();
+        // An error can come between a statement's results and the Sync's: the implicit commit at the Sync
+        // failed (a deferred constraint, a serialization failure). Then nothing was committed.
+        if (status == PGRES_PIPELINE_SYNC) {
+          pop_front();
+        } else if (status == PGRES_FATAL_ERROR) {
+          request.error = result_error(raw);
+          request.result.reset();
+        }
         break;
       case Request::Phase::script:
         if (raw == nullptr) {
@@ -265,28 +338,15 @@ void Session::process_input_locked() {
     }
   }
   if (in_flight_.empty() && !pending_.empty()) send_pending_locked();
-
-  bool notified = false;
-  while (PGnotify* note = PQnotifies(connection_)) {
-    notifications_.push_back(Notification{note->relname, note->extra, note->be_pid});
-    PQfreemem(note);
-    notified = true;
-  }
-  if (notified && notification_waker_) std::exchange(notification_waker_, spindle::detail::Waker{}).wake();
 }
 
-namespace {
-/// A reference to a registration, dropped even when the task holding it is destroyed mid-wait.
-struct RegistrationRef {
-  explicit RegistrationRef(spindle::detail::IoRegistration* registration) noexcept : registration(registration) {
-    registration->add_ref();
-  }
-  RegistrationRef(const RegistrationRef&) = delete;
-  RegistrationRef& operator=(const RegistrationRef&) = delete;
-  ~RegistrationRef() { registration->release(); }
-  spindle::detail::IoRegistration* registration;
-};
-}  // namespace
+bool Session::tls_bytes_pending_locked() const {
+  // OpenSSL may hold decrypted bytes that libpq has not taken yet: the socket (where ReadReady looks) no
+  // longer has them.
+  if (broken_.load(std::memory_order_relaxed) || PQsslInUse(connection_) == 0) return false;
+  auto* tls = static_cast<SSL*>(PQsslStruct(connection_, "OpenSSL"));
+  return tls != nullptr && SSL_pending(tls) > 0;
+}
 
 Task<void> Session::read_loop(std::shared_ptr<Session> self) {
   for (;;) {
@@ -296,7 +356,8 @@ Task<void> Session::read_loop(std::shared_ptr<Session> self) {
       if (self->broken_.load(std::memory_order_relaxed)) co_return;
       registration.emplace(self->registration_);
     }
-    IoResult<void> ready = co_await ReadReady{*registration->registration};
+    ReadReady readable{*registration->registration};
+    IoResult<void> ready = co_await readable;
     registration.reset();
     std::lock_guard lock(self->mutex_);
     if (self->broken_.load(std::memory_order_relaxed)) co_return;
@@ -304,60 +365,47 @@ Task<void> Session::read_loop(std::shared_ptr<Session> self) {
       self->fail_all_locked(db::Error{db::Error::Kind::connection, "the connection's socket failed: " + ready.error().message(), {}, {}});
       co_return;
     }
-    self->process_input_locked();
+    do self->process_input_locked();
+    while (self->tls_bytes_pending_locked());
   }
 }
 
 Task<void> Session::flush_loop(std::shared_ptr<Session> self) {
   for (;;) {
-    std::optional<RegistrationRef> registration;
-    {
-      std::lock_guard lock(self->mutex_);
-      if (self->broken_.load(std::memory_order_relaxed)) {
-        self->flushing_ = false;
-        co_return;
+    Notify::Awaiter wanted = self->flush_wanted_.notified();
+    co_await wanted;
+    for (;;) {
+      std::optional<RegistrationRef> registration;
+      {
+        std::lock_guard lock(self->mutex_);
+        if (self->broken_.load(std::memory_order_relaxed)) co_return;
+        const int flushed = PQflush(self->connection_);
+        if (flushed < 0) {
+          self->fail_all_locked(self->connection_error_locked("could not send"));
+          co_return;
+        }
+        // libpq reads while it sends (see after_send_locked): process what it read.
+        self->drain_results_locked();
+        if (flushed == 0) break;
+        registration.emplace(self->registration_);
       }
-      registration.emplace(self->registration_);
-    }
-    IoResult<void> ready = co_await WriteReady{*registration->registration};
-    registration.reset();
-    std::lock_guard lock(self->mutex_);
-    if (!ready || self->broken_.load(std::memory_order_relaxed)) {
-      self->flushing_ = false;
-      co_return;
-    }
-    // libpq: while a flush is blocked, read too, so a server blocked on writing to us is not deadlocked.
-    // And process what was read: the reader task watches the socket, not libpq's buffer.
-    self->process_input_locked();
-    if (self->broken_.load(std::memory_order_relaxed)) {
-      self->flushing_ = false;
-      co_return;
-    }
-    const int flushed = PQflush(self->connection_);
-    if (flushed < 0) {
-      self->flushing_ = false;
-      self->fail_all_locked(self->connection_error_locked("could not send"));
-      co_return;
-    }
-    if (flushed == 0) {
-      self->flushing_ = false;
-      co_return;
+      WriteReady writable{*registration->registration};
+      IoResult<void> ready = co_await writable;
+      if (!ready) co_return;  // the session failed or closed
     }
   }
 }
 
 void Session::abandon_locked(Request& request) {
-  request.abandoned = true;
   request.waker = spindle::detail::Waker{};
-  for (auto it = pending_.begin(); it != pending_.end(); ++it)
-    if (it->get() == &request) {
-      pending_.erase(it);
-      return;
-    }
-  // Cancel only what is certainly this call's: the query at the front of the pipeline, on a connection
-  // nobody else is using. Calls made meanwhile wait until the cancel has been delivered, so it cannot hit
-  // them instead.
-  if (!exclusive_.load(std::memory_order_relaxed) || cancel_running_ || in_flight_.empty() ||
+  // Not sent yet: it (and the rest of its batch) never will be.
+  const auto removed = std::erase_if(pending_, [&](const std::shared_ptr<Request>& queued) {
+    return queued->group == &request;
+  });
+  if (removed > 0) return;
+  // Cancel only what is certainly this call's: the one query in flight, on a connection nobody else is
+  // using. Calls made meanwhile wait until the cancel has been delivered, so it cannot hit them instead.
+  if (!exclusive_.load(std::memory_order_relaxed) || cancel_running_ || in_flight_.size() != 1 ||
       in_flight_.front().get() != &request || cancel_ == nullptr)
     return;
   cancel_running_ = true;
@@ -398,15 +446,74 @@ class Session::Completion {
   std::shared_ptr<Request> request_;
 };
 
-Task<Result<QueryResult, db::Error>> Session::run(std::shared_ptr<Session> self, Statement statement) {
-  if (statement.error()) co_return Err{*statement.error()};
+std::shared_ptr<Request> Session::request_for(Statement statement) {
   auto request = std::make_shared<Request>();
   request->statement = std::move(statement);
+  return request;
+}
+
+std::vector<std::shared_ptr<Request>> Session::requests_for(Batch batch) {
+  std::vector<std::shared_ptr<Request>> requests;
+  requests.reserve(batch.statements_.size());
+  for (Statement& statement : batch.statements_) {
+    requests.push_back(request_for(std::move(statement)));
+    requests.back()->sync_after = false;
+  }
+  if (!requests.empty()) {
+    requests.back()->sync_after = true;
+    for (const std::shared_ptr<Request>& request : requests) request->group = requests.back().get();
+  }
+  return requests;
+}
+
+namespace {
+
+Result<QueryResult, db::Error> outcome_of(Request& request) {
+  if (request.error) return Err{std::move(*request.error)};
+  return QueryResult{std::move(request.result)};
+}
+
+Result<BatchResults, db::Error> outcome_of(std::vector<std::shared_ptr<Request>>& requests) {
+  std::vector<QueryResult> results;
+  results.reserve(requests.size());
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    Request& request = *requests[i];
+    // A failure at the batch's Sync (its implicit commit) is reported on the last statement.
+    if (request.error)
+      return Err{db::Error{request.error->kind,
+                           "statement " + std::to_string(i + 1) + " of the batch: " + request.error->message,
+                           request.error->sqlstate, request.error->constraint}};
+    results.emplace_back(std::move(request.result));
+  }
+  return BatchResults{std::move(results)};
+}
+
+}  // namespace
+
+// Calls are lazy, like every Task: nothing is sent until the task is awaited.
+
+Task<Result<QueryResult, db::Error>> Session::finish(std::shared_ptr<Session> self, std::shared_ptr<Request> request) {
+  Completion completion{std::move(self), request};
+  co_await completion;
+  co_return outcome_of(*request);
+}
+
+Task<Result<BatchResults, db::Error>> Session::finish_batch(std::shared_ptr<Session> self,
+                                                            std::vector<std::shared_ptr<Request>> requests) {
+  if (requests.empty()) co_return BatchResults{{}};
+  // Results come in order: when the last has completed, so have the others.
+  Completion completion{std::move(self), requests.back()};
+  co_await completion;
+  co_return outcome_of(requests);
+}
+
+Task<Result<QueryResult, db::Error>> Session::run(std::shared_ptr<Session> self, Statement statement) {
+  if (statement.error()) co_return Err{*statement.error()};
+  std::shared_ptr<Request> request = request_for(std::move(statement));
   self->submit(request);
   Completion completion{std::move(self), request};
   co_await completion;
-  if (request->error) co_return Err{std::move(*request->error)};
-  co_return QueryResult{std::move(request->result)};
+  co_return outcome_of(*request);
 }
 
 Task<Result<void, db::Error>> Session::run_script(std::shared_ptr<Session> self, std::string script) {
@@ -421,38 +528,17 @@ Task<Result<void, db::Error>> Session::run_script(std::shared_ptr<Session> self,
 }
 
 Task<Result<BatchResults, db::Error>> Session::run_batch(std::shared_ptr<Session> self, Batch batch) {
-  std::vector<std::shared_ptr<Request>> requests;
-  requests.reserve(batch.statements_.size());
-  for (Statement& statement : batch.statements_) {
+  for (const Statement& statement : batch.statements_)
     if (statement.error()) co_return Err{*statement.error()};
-    auto request = std::make_shared<Request>();
-    request->statement = std::move(statement);
-    request->sync_after = false;
-    requests.push_back(std::move(request));
-  }
+  std::vector<std::shared_ptr<Request>> requests = requests_for(std::move(batch));
   if (requests.empty()) co_return BatchResults{{}};
-  requests.back()->sync_after = true;
   self->submit(requests);
-  // Results come in order: when the last has completed, so have the others.
   Completion completion{std::move(self), requests.back()};
   co_await completion;
-  std::vector<QueryResult> results;
-  results.reserve(requests.size());
-  for (std::size_t i = 0; i < requests.size(); ++i) {
-    Request& request = *requests[i];
-    if (request.error)
-      co_return Err{db::Error{request.error->kind, "statement " + std::to_string(i + 1) + " of the batch: " + request.error->message,
-                              request.error->sqlstate, request.error->constraint}};
-    results.emplace_back(std::move(request.result));
-  }
-  co_return BatchResults{std::move(results)};
+  co_return outcome_of(requests);
 }
 
-void Session::run_detached(std::string_view sql) {
-  auto request = std::make_shared<Request>();
-  request->statement = Statement::make(sql);
-  submit(request);
-}
+void Session::run_detached(std::string_view sql) { submit(request_for(Statement::make(sql))); }
 
 Task<Result<Notification, db::Error>> Session::next_notification(std::shared_ptr<Session> self) {
   struct Wait {
@@ -481,7 +567,8 @@ Task<Result<Notification, db::Error>> Session::next_notification(std::shared_ptr
       }
       if (self->broken_.load(std::memory_order_relaxed)) co_return Err{*self->broken_error_};
     }
-    co_await Wait{*self};
+    Wait wait{*self};
+    co_await wait;
   }
 }
 
@@ -557,11 +644,16 @@ Task<Result<ConnPtr, db::Error>> open_connection(Config config) {
   if (!parsed) co_return Err{std::move(parsed).error()};
   ConnectParams& params = *parsed;
   // libpq resolves a host name synchronously inside PQconnectPoll: resolve it here, on the blocking
-  // pool, and pass the address (host stays, for messages and TLS).
+  // pool, and pass every address (host repeated for each, for messages and TLS); libpq tries them in
+  // order, as it would have.
   if (!params.host.empty() && params.host.front() != '/' && !params.has_hostaddr &&
       params.host.find(',') == std::string::npos && !is_ip_literal(params.host)) {
     std::uint16_t port = 5432;
-    if (!params.port.empty()) port = static_cast<std::uint16_t>(std::stoi(params.port));
+    if (!params.port.empty()) {
+      const auto [end, error] = std::from_chars(params.port.data(), params.port.data() + params.port.size(), port);
+      if (error != std::errc{} || end != params.port.data() + params.port.size())
+        co_return Err{db::Error{db::Error::Kind::connection, "invalid port \"" + params.port + "\"", {}, {}}};
+    }
     IoResult<std::vector<SocketAddr>> addresses = co_await resolve(params.host, port);
     if (!addresses || addresses->empty())
       co_return Err{db::Error{db::Error::Kind::connection,
@@ -569,9 +661,25 @@ Task<Result<ConnPtr, db::Error>> open_connection(Config config) {
                                   (addresses ? std::string{"no address"} : addresses.error().message()),
                               {},
                               {}}};
-    params.set("hostaddr", ip_of(addresses->front()));
+    std::string hosts;
+    std::string hostaddrs;
+    for (const SocketAddr& address : *addresses) {
+      if (!hosts.empty()) {
+        hosts += ',';
+        hostaddrs += ',';
+      }
+      hosts += params.host;
+      hostaddrs += ip_of(address);
+    }
+    params.set("host", hosts);
+    params.set("hostaddr", hostaddrs);
   }
   params.set("client_encoding", "UTF8");
+  // Timestamps without a time zone are read and written as UTC, as db::Timestamp is: the session's
+  // TimeZone would otherwise shift values converted between timestamp and timestamptz. A TimeZone the
+  // URL's options give comes after, and wins.
+  const std::string* options = params.value_of("options");
+  params.set("options", "-c TimeZone=UTC" + (options != nullptr ? " " + *options : std::string{}));
   std::vector<const char*> keys;
   std::vector<const char*> values;
   for (std::size_t i = 0; i < params.keys.size(); ++i) {
@@ -585,22 +693,27 @@ Task<Result<ConnPtr, db::Error>> open_connection(Config config) {
   if (!connection) co_return Err{db::Error{db::Error::Kind::connection, "out of memory", {}, {}}};
   if (PQstatus(connection.get()) == CONNECTION_BAD) co_return Err{connection_error(connection.get(), "could not connect")};
 
-  SocketWatch watch;
   PostgresPollingStatusType polling = PGRES_POLLING_WRITING;
-  for (;;) {
-    if (polling == PGRES_POLLING_OK) break;
+  while (polling != PGRES_POLLING_OK) {
     if (polling == PGRES_POLLING_FAILED) co_return Err{connection_error(connection.get(), "could not connect")};
-    // The socket can change between polls (libpq tries the next address, or again without TLS).
     const int fd = PQsocket(connection.get());
     if (fd < 0) co_return Err{connection_error(connection.get(), "could not connect")};
-    if (fd != watch.fd()) watch = SocketWatch{fd};
+    // A fresh registration for each wait, gone before PQconnectPoll: libpq may close the socket and open
+    // another (the next address, or again without TLS), maybe under the same number.
     IoResult<void> ready;
-    if (polling == PGRES_POLLING_READING) ready = co_await ReadReady{*watch.registration()};
-    else ready = co_await WriteReady{*watch.registration()};
+    {
+      SocketWatch watch{fd};
+      if (polling == PGRES_POLLING_READING) {
+        ReadReady readable{*watch.registration()};
+        ready = co_await readable;
+      } else {
+        WriteReady writable{*watch.registration()};
+        ready = co_await writable;
+      }
+    }
     if (!ready) co_return Err{db::Error{db::Error::Kind::connection, "could not connect: " + ready.error().message(), {}, {}}};
     polling = PQconnectPoll(connection.get());
   }
-  watch.reset();
   if (PQserverVersion(connection.get()) < 140000)
     co_return Err{db::Error{db::Error::Kind::connection, "PostgreSQL 14 or newer is needed (pipeline mode)", {}, {}}};
   co_return std::move(connection);
@@ -675,7 +788,9 @@ TransactionState::TransactionState(std::shared_ptr<Session> session_in, std::sha
 
 TransactionState::~TransactionState() {
   // Dropped unfinished: undo it. The ROLLBACK is queued before anything the next user of this connection
-  // sends, so it cannot see the half-done work.
+  // sends, so it cannot see the half-done work. `started` is set before the BEGIN is sent and `finished`
+  // only once the end's answer came, so a task cancelled in between still rolls back (a ROLLBACK with no
+  // transaction open is only a warning).
   if (finished || !started) return;
   if (depth == 0) {
     session->run_detached("ROLLBACK");
@@ -698,9 +813,9 @@ Task<Result<Transaction, db::Error>> Transaction::start(std::shared_ptr<detail::
   std::string sql = state->depth == 0 ? std::string{"BEGIN"} : "SAVEPOINT " + state->savepoint_name();
   Task<Result<detail::QueryResult, db::Error>> starting =
       detail::Session::run(state->session, detail::Statement::make(sql));
+  state->started = true;
   Result<detail::QueryResult, db::Error> started = co_await std::move(starting);
   if (!started) co_return Err{std::move(started).error()};
-  state->started = true;
   co_return Transaction{std::move(state)};
 }
 
@@ -722,9 +837,9 @@ Task<Result<void, db::Error>> Transaction::commit() { return finish(state_, true
 Task<Result<void, db::Error>> Transaction::rollback() { return finish(state_, false); }
 
 Task<Result<void, db::Error>> Transaction::finish(std::shared_ptr<detail::TransactionState> state, bool commit) {
-  if (state->finished)
+  if (state->ending)
     co_return Err{db::Error{db::Error::Kind::query, "the transaction has already ended", {}, {}}};
-  state->finished = true;
+  state->ending = true;
   if (state->depth > 0 && !commit) {
     Task<Result<detail::QueryResult, db::Error>> undoing =
         detail::Session::run(state->session, detail::Statement::make("ROLLBACK TO SAVEPOINT " + state->savepoint_name()));
@@ -736,6 +851,9 @@ Task<Result<void, db::Error>> Transaction::finish(std::shared_ptr<detail::Transa
   else sql = "RELEASE SAVEPOINT " + state->savepoint_name();
   Task<Result<detail::QueryResult, db::Error>> ending = detail::Session::run(state->session, detail::Statement::make(sql));
   Result<detail::QueryResult, db::Error> ended = co_await std::move(ending);
+  // Answered: whatever it says, the server has ended the transaction (a failed COMMIT rolls back). A
+  // failed RELEASE leaves the savepoint open: the destructor's rollback undoes it.
+  if (state->depth == 0 || ended) state->finished = true;
   if (!ended) co_return Err{std::move(ended).error()};
   // A COMMIT of a failed transaction answers ROLLBACK, without an error: that must not pass for success.
   if (commit && state->depth == 0 && ended->command_tag() == "ROLLBACK")

@@ -44,6 +44,10 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   };
 
   Task<Result<std::shared_ptr<Session>, db::Error>> shared_session();
+  /// Submits `requests` to `session` if it is still a shared one of this pool (a lease may have taken it
+  /// since shared_session() chose it); false otherwise. Under the pool's mutex, so no lease can begin a
+  /// transaction on it in between.
+  bool submit_shared(const std::shared_ptr<Session>& session, const std::vector<std::shared_ptr<Request>>& requests);
   Task<Result<std::shared_ptr<Lease>, db::Error>> lease();
   PoolStats stats() const;
 
@@ -64,6 +68,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   /// Opens a connection (connecting_ already counted) and adds it; records a failure for the back-off.
   Task<Result<std::shared_ptr<Session>, db::Error>> open(bool leased);
   void give_back(const std::shared_ptr<Session>& session);
+  Task<void> wait_for_change(Instant deadline);
   db::Error unavailable_locked() const;
 
   mutable std::mutex mutex_;
@@ -99,12 +104,22 @@ db::Error PoolCore::unavailable_locked() const {
 }
 
 Task<Result<std::shared_ptr<Session>, db::Error>> PoolCore::open(bool leased) {
+  // connecting_ counts this attempt until it ends, also when the task waiting on it is cancelled
+  // meanwhile (a query timeout): a count that leaked would keep the pool from ever connecting again.
+  struct Attempt {
+    PoolCore& core;
+    ~Attempt() {
+      std::lock_guard lock(core.mutex_);
+      --core.connecting_;
+      core.changed_.notify_waiters();
+    }
+  };
+  std::optional<Attempt> attempt{std::in_place, *this};
   Config connect_config{config.url, config.connect_timeout};
   Task<Result<std::shared_ptr<Session>, db::Error>> connecting = connect_session(std::move(connect_config));
   Result<std::shared_ptr<Session>, db::Error> session = co_await std::move(connecting);
+  attempt.reset();
   std::lock_guard lock(mutex_);
-  --connecting_;
-  changed_.notify_waiters();
   if (!session) {
     backoff_ = backoff_ == Duration{0} ? kFirstBackoff : std::min<Duration>(backoff_ * 2, config.reconnect_backoff);
     retry_after_ = now() + backoff_;
@@ -151,9 +166,16 @@ Task<Result<std::shared_ptr<Session>, db::Error>> PoolCore::shared_session() {
     // Every connection is being opened by other calls: wait for one of them.
     if (now() >= deadline)
       co_return Err{db::Error{db::Error::Kind::pool_timeout, "no database connection became available in time", {}, {}}};
-    Result<void, TimedOut> woke = co_await timeout(deadline - now(), changed_.notified());
-    (void)woke;
+    co_await wait_for_change(deadline);
   }
+}
+
+Task<void> PoolCore::wait_for_change(Instant deadline) {
+  // A change that lands between the caller's look and this wait is not stored by notify_waiters(): the
+  // wait is bounded, so such a miss costs a short delay, not the whole deadline.
+  const Duration bound = std::min<Duration>(deadline - now(), std::chrono::milliseconds{20});
+  Result<void, TimedOut> woke = co_await timeout(bound, changed_.notified());
+  (void)woke;
 }
 
 Task<Result<std::shared_ptr<PoolCore::Lease>, db::Error>> PoolCore::lease() {
@@ -195,9 +217,18 @@ Task<Result<std::shared_ptr<PoolCore::Lease>, db::Error>> PoolCore::lease() {
     }
     if (now() >= deadline)
       co_return Err{db::Error{db::Error::Kind::pool_timeout, "no database connection became free in time", {}, {}}};
-    Result<void, TimedOut> woke = co_await timeout(deadline - now(), changed_.notified());
-    (void)woke;
+    co_await wait_for_change(deadline);
   }
+}
+
+bool PoolCore::submit_shared(const std::shared_ptr<Session>& session,
+                             const std::vector<std::shared_ptr<Request>>& requests) {
+  std::lock_guard lock(mutex_);
+  const bool shared = std::any_of(slots_.begin(), slots_.end(),
+                                  [&](const Slot& slot) { return slot.session == session && !slot.leased; });
+  if (!shared) return false;
+  session->submit(requests);
+  return true;
 }
 
 void PoolCore::give_back(const std::shared_ptr<Session>& session) {
@@ -228,13 +259,27 @@ db::Error timed_out() {
   return db::Error{db::Error::Kind::timeout, "the query ran past the pool's query timeout", {}, {}};
 }
 
-Task<Result<QueryResult, db::Error>> run_on_pool(std::shared_ptr<PoolCore> core, Statement statement) {
-  if (core->config.pipeline) {
+/// Sends `requests` on a shared connection of the pool (pipeline mode); the connection it went to.
+Task<Result<std::shared_ptr<Session>, db::Error>> send_shared(std::shared_ptr<PoolCore> core,
+                                                              std::vector<std::shared_ptr<Request>> requests) {
+  for (;;) {
     Task<Result<std::shared_ptr<Session>, db::Error>> choosing = core->shared_session();
     Result<std::shared_ptr<Session>, db::Error> session = co_await std::move(choosing);
     if (!session) co_return Err{std::move(session).error()};
-    Task<Result<QueryResult, db::Error>> running = Session::run(std::move(*session), std::move(statement));
-    Result<QueryResult, db::Error> result = co_await std::move(running);
+    if (core->submit_shared(*session, requests)) co_return std::move(*session);
+  }
+}
+
+Task<Result<QueryResult, db::Error>> run_on_pool(std::shared_ptr<PoolCore> core, Statement statement) {
+  if (statement.error()) co_return Err{*statement.error()};
+  if (core->config.pipeline) {
+    std::shared_ptr<Request> request = Session::request_for(std::move(statement));
+    std::vector<std::shared_ptr<Request>> requests{request};
+    Task<Result<std::shared_ptr<Session>, db::Error>> sending = send_shared(core, std::move(requests));
+    Result<std::shared_ptr<Session>, db::Error> session = co_await std::move(sending);
+    if (!session) co_return Err{std::move(session).error()};
+    Task<Result<QueryResult, db::Error>> finishing = Session::finish(std::move(*session), std::move(request));
+    Result<QueryResult, db::Error> result = co_await std::move(finishing);
     co_return result;
   }
   Task<Result<std::shared_ptr<PoolCore::Lease>, db::Error>> leasing = core->lease();
@@ -246,21 +291,21 @@ Task<Result<QueryResult, db::Error>> run_on_pool(std::shared_ptr<PoolCore> core,
 }
 
 Task<Result<BatchResults, db::Error>> run_batch_on_pool(std::shared_ptr<PoolCore> core, Batch batch) {
-  std::shared_ptr<PoolCore::Lease> lease;  // exclusive mode only
-  std::shared_ptr<Session> session;
   if (core->config.pipeline) {
-    Task<Result<std::shared_ptr<Session>, db::Error>> choosing = core->shared_session();
-    Result<std::shared_ptr<Session>, db::Error> chosen = co_await std::move(choosing);
-    if (!chosen) co_return Err{std::move(chosen).error()};
-    session = std::move(*chosen);
-  } else {
-    Task<Result<std::shared_ptr<PoolCore::Lease>, db::Error>> leasing = core->lease();
-    Result<std::shared_ptr<PoolCore::Lease>, db::Error> leased = co_await std::move(leasing);
-    if (!leased) co_return Err{std::move(leased).error()};
-    lease = std::move(*leased);
-    session = lease->session;
+    std::vector<std::shared_ptr<Request>> requests = Session::requests_for(std::move(batch));
+    for (const std::shared_ptr<Request>& request : requests)
+      if (request->statement.error()) co_return Err{*request->statement.error()};
+    Task<Result<std::shared_ptr<Session>, db::Error>> sending = send_shared(core, requests);
+    Result<std::shared_ptr<Session>, db::Error> session = co_await std::move(sending);
+    if (!session) co_return Err{std::move(session).error()};
+    Task<Result<BatchResults, db::Error>> finishing = Session::finish_batch(std::move(*session), std::move(requests));
+    Result<BatchResults, db::Error> result = co_await std::move(finishing);
+    co_return result;
   }
-  Task<Result<BatchResults, db::Error>> running = Session::run_batch(std::move(session), std::move(batch));
+  Task<Result<std::shared_ptr<PoolCore::Lease>, db::Error>> leasing = core->lease();
+  Result<std::shared_ptr<PoolCore::Lease>, db::Error> lease = co_await std::move(leasing);
+  if (!lease) co_return Err{std::move(lease).error()};
+  Task<Result<BatchResults, db::Error>> running = Session::run_batch((*lease)->session, std::move(batch));
   Result<BatchResults, db::Error> result = co_await std::move(running);
   co_return result;
 }

@@ -21,7 +21,7 @@ void Statement::binary(Oid type, const char* data, std::size_t length) {
 
 void Statement::text(std::string_view value) {
   // Text parameters are C strings to libpq, and PostgreSQL's text cannot hold NUL anyway.
-  if (value.find('\0') != std::string_view::npos) fail("a text parameter contains a NUL byte");
+  if (value.find('\0') != std::string_view::npos) return fail("a text parameter contains a NUL byte");
   types_.push_back(0);
   offsets_.push_back(Slot{static_cast<int>(bytes_.size()), static_cast<int>(value.size()), false});
   bytes_.append(value);

@@ -53,6 +53,10 @@ struct TxState {
   const int depth;                        // 0: BEGIN IMMEDIATE; n > 0: SAVEPOINT spindle_tx_n
   std::atomic<bool> ended{false};
   bool started = false;
+  // A statement in it failed. Its own savepoint undid the statement, but PostgreSQL's rule applies, so
+  // that code written once behaves alike on both: such a transaction does not commit (commit() rolls it
+  // back and says so), until a savepoint inside it that failed is rolled back. The writer's alone.
+  bool failed = false;
 
   /// Neither ended nor inside one that ended (a transaction's commit or rollback ends its savepoints).
   bool live() const noexcept {
@@ -310,6 +314,10 @@ void Writer::serve_in_transaction(Job& job) {
     case Job::Kind::statement:
     case Job::Kind::script: {
       JobResult result = run_job(job);
+      // A row that did not convert is the caller's problem, not the statement's (as on PostgreSQL).
+      if (result.exception || (result.outcome && !result.outcome->has_value() &&
+                               result.outcome->error().kind != db::Error::Kind::decode))
+        tx.failed = true;
       if (!connection_->in_transaction()) {
         // SQLite rolled the transaction back by itself: it is over.
         active_->ended = true;
@@ -330,6 +338,12 @@ void Writer::serve_in_transaction(Job& job) {
 
 Result<void, db::Error> Writer::end_transaction(TxState& tx, bool commit) {
   Result<void, db::Error> done;
+  const bool refused = commit && tx.failed;
+  if (refused) {
+    commit = false;
+    // Releasing a failed savepoint fails its transaction too, as PostgreSQL's RELEASE would.
+    if (tx.parent) tx.parent->failed = true;
+  }
   if (tx.depth == 0) {
     done = connection_->control(commit ? "COMMIT" : "ROLLBACK");
     // A COMMIT that failed leaves the transaction open: roll it back; the caller learns it did not commit.
@@ -344,6 +358,8 @@ Result<void, db::Error> Writer::end_transaction(TxState& tx, bool commit) {
     }
   }
   tx.ended = true;
+  if (refused && done)
+    return Err{make_error(db::Error::Kind::query, "the transaction was rolled back: a statement in it had failed")};
   return done;
 }
 

@@ -47,9 +47,13 @@ template <Database Db>
 Task<Result<MigrationReport, Error>> migrate(Db& db, std::span<const Migration> migrations) {
   Result<void, Error> valid = detail::check_migration_list(migrations);
   if (!valid) co_return Err{valid.error()};
-  Result<void, Error> table = co_await db.batch_execute(
+  constexpr std::string_view kCreateTable =
       "CREATE TABLE IF NOT EXISTS spindle_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, "
-      "applied_at TEXT NOT NULL)");
+      "applied_at TEXT NOT NULL)";
+  Result<void, Error> table = co_await db.batch_execute(kCreateTable);
+  // Two PostgreSQL instances creating it at the same instant: one fails with a unique violation on the
+  // catalog, after which the table exists.
+  if (!table && table.error().kind == Error::Kind::unique_violation) table = co_await db.batch_execute(kCreateTable);
   if (!table) co_return Err{table.error()};
 
   Result<typename Db::Transaction, Error> begun = co_await db.begin();

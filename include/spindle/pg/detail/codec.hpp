@@ -89,6 +89,11 @@ class Statement {
       big_endian(700, std::bit_cast<std::uint32_t>(value));
     } else if constexpr (std::is_same_v<V, double>) {
       big_endian(701, std::bit_cast<std::uint64_t>(value));
+    } else if constexpr (std::is_same_v<V, const char*> || std::is_same_v<V, char*>) {
+      if (value == nullptr) null(0);  // as SQLite reads it
+      else text(std::string_view{value});
+    } else if constexpr (std::is_same_v<V, std::nullptr_t>) {
+      null(0);
     } else if constexpr (std::is_convertible_v<const V&, std::string_view>) {
       text(std::string_view{value});
     } else if constexpr (std::is_same_v<V, db::Bytes>) {
