@@ -22,7 +22,10 @@
 // SQL (`total::float8`, `tags::text`).
 //
 // Calls copy their SQL and arguments before they return: the returned Task may be stored and awaited
-// later.
+// later. Like every Task, a call is lazy: nothing is sent until it is awaited.
+//
+// Not supported: COPY ... FROM STDIN / TO STDOUT (refused with an error), numeric and array columns
+// (cast them). TLS works as libpq does it (sslmode in the URL).
 
 #include <chrono>
 #include <cstdint>
@@ -171,7 +174,9 @@ struct Config {
 class Transaction;
 
 /// One connection to PostgreSQL. Cheap to move; the connection closes when it is destroyed. Tasks on
-/// any thread may use it at once: their queries are pipelined.
+/// any thread may use it at once: their queries are pipelined. A call that times out has its query
+/// cancelled on the server when it is the only one in flight; otherwise its result is dropped when it
+/// comes.
 class Connection : public detail::QueryMethods<Connection> {
  public:
   static Task<Result<Connection, db::Error>> connect(Config config);

@@ -10,7 +10,8 @@
 // Two ways to share, chosen by PoolConfig::pipeline:
 // - pipeline (the default): a query goes to the open connection with the fewest queries in flight, and
 //   waits behind them in that connection's pipeline; a new connection opens while every open one is busy
-//   and the pool is below max_size. No query waits for a connection to be free.
+//   and the pool is below max_size. No query waits for a connection to be free (only, at start and
+//   after an outage, for one to open).
 // - exclusive: a query takes a connection to itself (at most max_size at once; the others wait in FIFO
 //   order, up to acquire_timeout), as classic pools do.
 // Transactions always have a connection to themselves (in pipeline mode at most max_size - 1, so one
@@ -41,8 +42,10 @@ struct PoolConfig {
   /// Error::Kind::pool_timeout (a web service answers 503).
   Duration acquire_timeout = std::chrono::seconds{5};
   Duration connect_timeout = std::chrono::seconds{5};
-  /// Each query's deadline, waiting included; past it the call fails with Error::Kind::timeout and, on a
-  /// connection of its own, the server is told to cancel the query. Unset: no deadline.
+  /// Each call's deadline on the pool (query, execute, run, batch_execute), waiting included; past it the
+  /// call fails with Error::Kind::timeout and, on a connection of its own, the server is told to cancel
+  /// the query. Not applied to a transaction's statements: wrap those in spindle::timeout(). Unset: no
+  /// deadline.
   std::optional<Duration> query_timeout;
   /// Pipeline queries of several tasks on one connection (see the top of this header); false: a
   /// connection per query.
