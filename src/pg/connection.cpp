@@ -107,7 +107,7 @@ void Session::fail_all_locked(const db::Error& error) {
   broken_error_ = error;
   auto fail = [&](std::deque<std::shared_ptr<Request>>& requests) {
     for (const std::shared_ptr<Request>& request : requests) {
-      if (!request->error) request->error = error;
+      if (!request->error) request->error = std::make_unique<db::Error>(error);
       complete_locked(*request);
     }
     requests.clear();
@@ -152,7 +152,7 @@ void Session::submit_locked(const std::shared_ptr<Request>& request) {
   }
   if (!broken_.load(std::memory_order_relaxed)) send_locked(*request);
   if (broken_.load(std::memory_order_relaxed)) {  // before, or because sending failed
-    request->error = broken_error_;
+    request->error = std::make_unique<db::Error>(*broken_error_);
     complete_locked(*request);
     return;
   }
@@ -164,7 +164,7 @@ void Session::send_locked(Request& request) {
   if (request.is_script) {
     // The simple query protocol (several statements in one text) is not allowed in pipeline mode:
     // leave it while nothing is in flight, and come back when the script's results are in.
-    if (PQexitPipelineMode(connection_) != 1 || PQsendQuery(connection_, request.script.c_str()) != 1) {
+    if (PQexitPipelineMode(connection_) != 1 || PQsendQuery(connection_, request.statement.sql().c_str()) != 1) {
       fail_all_locked(connection_error_locked("could not send a script"));
       return;
     }
@@ -190,7 +190,7 @@ void Session::send_locked(Request& request) {
     // Past kMaxPreparedStatements (an application building SQL text on the fly), and while another group's
     // Parse of the same statement is unanswered, the statement goes unnamed: parsed for this call only.
     if (cached == statements_.end() && statements_.size() < kMaxPreparedStatements) {
-      request.created_statement = key;
+      request.created_statement = true;
       name = &statements_
                   .emplace(key, Prepared{"spindle_" + std::to_string(next_statement_++), request.group, false})
                   .first->second.name;
@@ -273,7 +273,7 @@ void Session::drain_results_locked() {
     // COPY would need its data sent or received through other calls: refuse it. libpq answers every
     // PQgetResult with the same COPY state until the COPY ends.
     if (status == PGRES_COPY_IN) {
-      if (!request.error) request.error = unsupported_copy_error();
+      if (!request.error) request.error = std::make_unique<db::Error>(unsupported_copy_error());
       if (PQputCopyEnd(connection_, "COPY FROM STDIN is not supported by spindle::pg") != 1) {
         fail_all_locked(connection_error_locked("could not end a COPY"));
         return;
@@ -289,12 +289,20 @@ void Session::drain_results_locked() {
         if (raw == nullptr) {
           request.phase = Request::Phase::query;
         } else if (status == PGRES_COMMAND_OK) {
-          if (auto created = statements_.find(request.created_statement);
-              !request.created_statement.empty() && created != statements_.end())
-            created->second.confirmed = true;
+          if (request.created_statement) {
+            thread_local std::string key;
+            cache_key(key, request.statement);
+            if (auto created = statements_.find(key); created != statements_.end()) created->second.confirmed = true;
+          }
         } else {
-          if (!request.error) request.error = status == PGRES_PIPELINE_ABORTED ? aborted_error() : result_error(raw);
-          if (!request.created_statement.empty()) statements_.erase(request.created_statement);
+          if (!request.error)
+            request.error =
+                std::make_unique<db::Error>(status == PGRES_PIPELINE_ABORTED ? aborted_error() : result_error(raw));
+          if (request.created_statement) {
+            thread_local std::string key;
+            cache_key(key, request.statement);
+            statements_.erase(key);
+          }
         }
         break;
       case Request::Phase::query:
@@ -304,9 +312,9 @@ void Session::drain_results_locked() {
         } else if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
           if (!request.error) request.result = std::move(result);
         } else if (status == PGRES_PIPELINE_ABORTED) {
-          if (!request.error) request.error = aborted_error();
+          if (!request.error) request.error = std::make_unique<db::Error>(aborted_error());
         } else if (!request.error) {
-          request.error = result_error(raw);
+          request.error = std::make_unique<db::Error>(result_error(raw));
         }
         break;
       case Request::Phase::sync:
@@ -315,7 +323,7 @@ void Session::drain_results_locked() {
         if (status == PGRES_PIPELINE_SYNC) {
           pop_front();
         } else if (status == PGRES_FATAL_ERROR) {
-          request.error = result_error(raw);
+          request.error = std::make_unique<db::Error>(result_error(raw));
           request.result.reset();
         }
         break;
@@ -329,7 +337,7 @@ void Session::drain_results_locked() {
           }
           send_pending_locked();
         } else if (status == PGRES_FATAL_ERROR && !request.error) {
-          request.error = result_error(raw);
+          request.error = std::make_unique<db::Error>(result_error(raw));
         }
         break;
       case Request::Phase::queued:
@@ -420,32 +428,6 @@ void Session::abandon_locked(Request& request) {
   });
 }
 
-class Session::Completion {
- public:
-  Completion(std::shared_ptr<Session> session, std::shared_ptr<Request> request) noexcept
-      : session_(std::move(session)), request_(std::move(request)) {}
-  Completion(Completion&& other) noexcept = default;
-  Completion& operator=(Completion&&) = delete;
-  ~Completion() {
-    if (!request_ || request_->done.load(std::memory_order_acquire)) return;
-    std::lock_guard lock(session_->mutex_);
-    if (!request_->done.load(std::memory_order_relaxed)) session_->abandon_locked(*request_);
-  }
-  bool await_ready() const noexcept { return request_->done.load(std::memory_order_acquire); }
-  bool await_suspend(std::coroutine_handle<> h) {
-    spindle::detail::Waker waker = spindle::detail::make_waker(h);
-    std::lock_guard lock(session_->mutex_);
-    if (request_->done.load(std::memory_order_relaxed)) return false;
-    request_->waker = std::move(waker);
-    return true;
-  }
-  void await_resume() const noexcept {}
-
- private:
-  std::shared_ptr<Session> session_;
-  std::shared_ptr<Request> request_;
-};
-
 std::shared_ptr<Request> Session::request_for(Statement statement) {
   auto request = std::make_shared<Request>();
   request->statement = std::move(statement);
@@ -466,14 +448,12 @@ std::vector<std::shared_ptr<Request>> Session::requests_for(Batch batch) {
   return requests;
 }
 
-namespace {
-
-Result<QueryResult, db::Error> outcome_of(Request& request) {
+Result<QueryResult, db::Error> Session::outcome_of(Request& request) {
   if (request.error) return Err{std::move(*request.error)};
   return QueryResult{std::move(request.result)};
 }
 
-Result<BatchResults, db::Error> outcome_of(std::vector<std::shared_ptr<Request>>& requests) {
+Result<BatchResults, db::Error> Session::outcome_of(std::vector<std::shared_ptr<Request>>& requests) {
   std::vector<QueryResult> results;
   results.reserve(requests.size());
   for (std::size_t i = 0; i < requests.size(); ++i) {
@@ -487,8 +467,6 @@ Result<BatchResults, db::Error> outcome_of(std::vector<std::shared_ptr<Request>>
   }
   return BatchResults{std::move(results)};
 }
-
-}  // namespace
 
 // Calls are lazy, like every Task: nothing is sent until the task is awaited.
 
@@ -518,7 +496,7 @@ Task<Result<QueryResult, db::Error>> Session::run(std::shared_ptr<Session> self,
 
 Task<Result<void, db::Error>> Session::run_script(std::shared_ptr<Session> self, std::string script) {
   auto request = std::make_shared<Request>();
-  request->script = std::move(script);
+  request->statement = Statement::make(script);
   request->is_script = true;
   self->submit(request);
   Completion completion{std::move(self), request};

@@ -48,6 +48,19 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   /// since shared_session() chose it); false otherwise. Under the pool's mutex, so no lease can begin a
   /// transaction on it in between.
   bool submit_shared(const std::shared_ptr<Session>& session, const std::vector<std::shared_ptr<Request>>& requests);
+  /// The common case without a coroutine: sends `requests` on the least busy shared connection and
+  /// returns it, or returns null when the caller should take the slow path (shared_session: no
+  /// connection yet, or a new one should open).
+  template <class Requests>
+  std::shared_ptr<Session> try_send_shared(const Requests& requests) {
+    std::lock_guard lock(mutex_);
+    drop_broken_locked();
+    Slot* slot = pick_locked(Pick::least_busy);
+    if (slot == nullptr) return nullptr;
+    if (slot->session->in_flight() != 0 && may_connect_locked(now())) return nullptr;
+    slot->session->submit(requests);
+    return slot->session;
+  }
   Task<Result<std::shared_ptr<Lease>, db::Error>> lease();
   PoolStats stats() const;
 
@@ -270,18 +283,39 @@ Task<Result<std::shared_ptr<Session>, db::Error>> send_shared(std::shared_ptr<Po
   }
 }
 
-Task<Result<QueryResult, db::Error>> run_on_pool(std::shared_ptr<PoolCore> core, Statement statement) {
-  if (statement.error()) co_return Err{*statement.error()};
-  if (core->config.pipeline) {
-    std::shared_ptr<Request> request = Session::request_for(std::move(statement));
+// Each call is one coroutine in the common case: the request is sent before the first suspension, and the
+// frame holds little while it waits (memory per waiting query is what bench/db measures).
+
+Task<Result<QueryResult, db::Error>> run_shared(std::shared_ptr<PoolCore> core, std::shared_ptr<Request> request) {
+  std::shared_ptr<Session> session = core->try_send_shared(request);
+  if (!session) {
     std::vector<std::shared_ptr<Request>> requests{request};
     Task<Result<std::shared_ptr<Session>, db::Error>> sending = send_shared(core, std::move(requests));
-    Result<std::shared_ptr<Session>, db::Error> session = co_await std::move(sending);
-    if (!session) co_return Err{std::move(session).error()};
-    Task<Result<QueryResult, db::Error>> finishing = Session::finish(std::move(*session), std::move(request));
-    Result<QueryResult, db::Error> result = co_await std::move(finishing);
-    co_return result;
+    Result<std::shared_ptr<Session>, db::Error> sent = co_await std::move(sending);
+    if (!sent) co_return Err{std::move(sent).error()};
+    session = std::move(*sent);
   }
+  Session::Completion completion{std::move(session), request};
+  co_await completion;
+  co_return Session::outcome_of(*request);
+}
+
+Task<Result<BatchResults, db::Error>> run_shared_batch(std::shared_ptr<PoolCore> core,
+                                                       std::vector<std::shared_ptr<Request>> requests) {
+  if (requests.empty()) co_return BatchResults{{}};
+  std::shared_ptr<Session> session = core->try_send_shared(requests);
+  if (!session) {
+    Task<Result<std::shared_ptr<Session>, db::Error>> sending = send_shared(core, requests);
+    Result<std::shared_ptr<Session>, db::Error> sent = co_await std::move(sending);
+    if (!sent) co_return Err{std::move(sent).error()};
+    session = std::move(*sent);
+  }
+  Session::Completion completion{std::move(session), requests.back()};
+  co_await completion;
+  co_return Session::outcome_of(requests);
+}
+
+Task<Result<QueryResult, db::Error>> run_exclusive(std::shared_ptr<PoolCore> core, Statement statement) {
   Task<Result<std::shared_ptr<PoolCore::Lease>, db::Error>> leasing = core->lease();
   Result<std::shared_ptr<PoolCore::Lease>, db::Error> lease = co_await std::move(leasing);
   if (!lease) co_return Err{std::move(lease).error()};
@@ -290,24 +324,18 @@ Task<Result<QueryResult, db::Error>> run_on_pool(std::shared_ptr<PoolCore> core,
   co_return result;
 }
 
-Task<Result<BatchResults, db::Error>> run_batch_on_pool(std::shared_ptr<PoolCore> core, Batch batch) {
-  if (core->config.pipeline) {
-    std::vector<std::shared_ptr<Request>> requests = Session::requests_for(std::move(batch));
-    for (const std::shared_ptr<Request>& request : requests)
-      if (request->statement.error()) co_return Err{*request->statement.error()};
-    Task<Result<std::shared_ptr<Session>, db::Error>> sending = send_shared(core, requests);
-    Result<std::shared_ptr<Session>, db::Error> session = co_await std::move(sending);
-    if (!session) co_return Err{std::move(session).error()};
-    Task<Result<BatchResults, db::Error>> finishing = Session::finish_batch(std::move(*session), std::move(requests));
-    Result<BatchResults, db::Error> result = co_await std::move(finishing);
-    co_return result;
-  }
+Task<Result<BatchResults, db::Error>> run_exclusive_batch(std::shared_ptr<PoolCore> core, Batch batch) {
   Task<Result<std::shared_ptr<PoolCore::Lease>, db::Error>> leasing = core->lease();
   Result<std::shared_ptr<PoolCore::Lease>, db::Error> lease = co_await std::move(leasing);
   if (!lease) co_return Err{std::move(lease).error()};
   Task<Result<BatchResults, db::Error>> running = Session::run_batch((*lease)->session, std::move(batch));
   Result<BatchResults, db::Error> result = co_await std::move(running);
   co_return result;
+}
+
+template <class T>
+Task<Result<T, db::Error>> failed(db::Error error) {
+  co_return Err{std::move(error)};
 }
 
 Task<Result<void, db::Error>> run_script_on_pool(std::shared_ptr<PoolCore> core, std::string script) {
@@ -321,14 +349,16 @@ Task<Result<void, db::Error>> run_script_on_pool(std::shared_ptr<PoolCore> core,
 }
 
 template <class T>
-Task<Result<T, db::Error>> with_deadline(std::optional<Duration> limit, Task<Result<T, db::Error>> call) {
-  if (!limit) {
-    Result<T, db::Error> result = co_await std::move(call);
-    co_return result;
-  }
-  Result<Result<T, db::Error>, TimedOut> result = co_await timeout(*limit, std::move(call));
+Task<Result<T, db::Error>> with_deadline(Duration limit, Task<Result<T, db::Error>> call) {
+  Result<Result<T, db::Error>, TimedOut> result = co_await timeout(limit, std::move(call));
   if (!result) co_return Err{timed_out()};
   co_return std::move(*result);
+}
+
+template <class T>
+Task<Result<T, db::Error>> bounded(const PoolConfig& config, Task<Result<T, db::Error>> call) {
+  if (!config.query_timeout) return call;  // no frame for a deadline nobody set
+  return with_deadline(*config.query_timeout, std::move(call));
 }
 
 }  // namespace
@@ -346,11 +376,14 @@ Task<Result<Pool, db::Error>> Pool::connect(PoolConfig config) {
 }
 
 Task<Result<detail::QueryResult, db::Error>> Pool::submit(detail::Statement statement) {
-  return detail::with_deadline(core_->config.query_timeout, detail::run_on_pool(core_, std::move(statement)));
+  if (statement.error()) return detail::failed<detail::QueryResult>(*statement.error());
+  if (!core_->config.pipeline) return detail::bounded(core_->config, detail::run_exclusive(core_, std::move(statement)));
+  return detail::bounded(core_->config,
+                         detail::run_shared(core_, detail::Session::request_for(std::move(statement))));
 }
 
 Task<Result<void, db::Error>> Pool::submit_script(std::string script) {
-  return detail::with_deadline(core_->config.query_timeout, detail::run_script_on_pool(core_, std::move(script)));
+  return detail::bounded(core_->config, detail::run_script_on_pool(core_, std::move(script)));
 }
 
 Task<Result<Transaction, db::Error>> Pool::begin_on(std::shared_ptr<detail::PoolCore> core) {
@@ -390,7 +423,11 @@ Task<Result<void, db::Error>> Pool::ping() {
 }
 
 Task<Result<BatchResults, db::Error>> Pool::submit_batch(Batch batch) {
-  return detail::with_deadline(core_->config.query_timeout, detail::run_batch_on_pool(core_, std::move(batch)));
+  if (!core_->config.pipeline) return detail::bounded(core_->config, detail::run_exclusive_batch(core_, std::move(batch)));
+  std::vector<std::shared_ptr<detail::Request>> requests = detail::Session::requests_for(std::move(batch));
+  for (const std::shared_ptr<detail::Request>& request : requests)
+    if (request->statement.error()) return detail::failed<BatchResults>(*request->statement.error());
+  return detail::bounded(core_->config, detail::run_shared_batch(core_, std::move(requests)));
 }
 
 PoolStats Pool::stats() const { return core_->stats(); }

@@ -37,20 +37,19 @@ namespace spindle::pg::detail {
 struct Request {
   enum class Phase { queued, prepare, query, sync, script, done };
 
-  Statement statement;
-  std::string script;  // for a script
+  Statement statement;     // or, for a script, its text (in statement.sql())
   bool is_script = false;
   /// A query of an explicit batch that is not the batch's last: no Sync of its own.
   bool sync_after = true;
   /// The request that ends this one's Sync group (its batch's last, or itself): what its caller awaits.
   const Request* group = this;
   Phase phase = Phase::queued;
-  /// The prepared statement this query created, confirmed or erased when its Parse is answered.
-  std::string created_statement;
+  /// It created its statement's cache entry, to confirm or erase when its Parse is answered.
+  bool created_statement = false;
 
   // Guarded by the session's mutex until `done`, then owned by the waiting task.
   ResultPtr result;
-  std::optional<db::Error> error;
+  std::unique_ptr<db::Error> error;  // boxed: a waiting request's size matters (bench/db)
   spindle::detail::Waker waker;
   std::atomic<bool> done{false};
 };
@@ -72,6 +71,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void submit(const std::vector<std::shared_ptr<Request>>& requests);
   /// Waits for a submitted request's completion; destroying the awaiter abandons the request.
   class Completion;
+  /// A completed request's (or batch's) outcome, moved out of it.
+  static Result<QueryResult, db::Error> outcome_of(Request& request);
+  static Result<BatchResults, db::Error> outcome_of(std::vector<std::shared_ptr<Request>>& requests);
   static Task<Result<QueryResult, db::Error>> finish(std::shared_ptr<Session> self, std::shared_ptr<Request> request);
   static Task<Result<BatchResults, db::Error>> finish_batch(std::shared_ptr<Session> self,
                                                             std::vector<std::shared_ptr<Request>> requests);
@@ -149,6 +151,34 @@ class Session : public std::enable_shared_from_this<Session> {
   // LISTEN/NOTIFY
   std::deque<Notification> notifications_;
   spindle::detail::Waker notification_waker_;
+};
+
+/// Waits for a submitted request; destroying it before the request completed abandons the request
+/// (Session::abandon_locked).
+class Session::Completion {
+ public:
+  Completion(std::shared_ptr<Session> session, std::shared_ptr<Request> request) noexcept
+      : session_(std::move(session)), request_(std::move(request)) {}
+  Completion(Completion&& other) noexcept = default;
+  Completion& operator=(Completion&&) = delete;
+  ~Completion() {
+    if (!request_ || request_->done.load(std::memory_order_acquire)) return;
+    std::lock_guard lock(session_->mutex_);
+    if (!request_->done.load(std::memory_order_relaxed)) session_->abandon_locked(*request_);
+  }
+  bool await_ready() const noexcept { return request_->done.load(std::memory_order_acquire); }
+  bool await_suspend(std::coroutine_handle<> h) {
+    spindle::detail::Waker waker = spindle::detail::make_waker(h);
+    std::lock_guard lock(session_->mutex_);
+    if (request_->done.load(std::memory_order_relaxed)) return false;
+    request_->waker = std::move(waker);
+    return true;
+  }
+  void await_resume() const noexcept {}
+
+ private:
+  std::shared_ptr<Session> session_;
+  std::shared_ptr<Request> request_;
 };
 
 }  // namespace spindle::pg::detail

@@ -34,7 +34,9 @@ void Statement::null(Oid type) {
 }
 
 void Statement::fail(std::string message) {
-  if (!error_) error_ = db::Error{db::Error::Kind::query, "parameter " + std::to_string(types_.size() + 1) + ": " + message, {}, {}};
+  if (!error_)
+    error_ = std::make_unique<db::Error>(
+        db::Error{db::Error::Kind::query, "parameter " + std::to_string(types_.size() + 1) + ": " + message, {}, {}});
   null(0);
 }
 

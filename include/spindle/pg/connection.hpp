@@ -132,31 +132,37 @@ class QueryMethods {
   using Pending = Task<Result<QueryResult, db::Error>>;
   Derived& self() { return static_cast<Derived&>(*this); }
 
+  // Each awaits the call into one local and converts it in a plain function: GCC 12 keeps every local of
+  // a coroutine in its frame, and this frame lives as long as the query waits.
   template <class T>
   static Task<Result<std::vector<T>, db::Error>> all_rows(Pending pending) {
     Result<QueryResult, db::Error> result = co_await std::move(pending);
-    if (!result) co_return Err{std::move(result).error()};
-    co_return rows_of<T>(*result);
+    co_return convert(std::move(result), [](const QueryResult& done) { return rows_of<T>(done); });
   }
   template <class T>
   static Task<Result<T, db::Error>> one_row(Pending pending) {
     Result<QueryResult, db::Error> result = co_await std::move(pending);
-    if (!result) co_return Err{std::move(result).error()};
-    Result<std::optional<T>, db::Error> row = first_row_of<T>(*result);
-    if (!row) co_return Err{std::move(row).error()};
-    if (!*row) co_return Err{db::Error{db::Error::Kind::not_found, "the query returned no row", {}, {}}};
-    co_return std::move(**row);
+    co_return convert(std::move(result), [](const QueryResult& done) -> Result<T, db::Error> {
+      Result<std::optional<T>, db::Error> row = first_row_of<T>(done);
+      if (!row) return Err{std::move(row).error()};
+      if (!*row) return Err{db::Error{db::Error::Kind::not_found, "the query returned no row", {}, {}}};
+      return std::move(**row);
+    });
   }
   template <class T>
   static Task<Result<std::optional<T>, db::Error>> optional_row(Pending pending) {
     Result<QueryResult, db::Error> result = co_await std::move(pending);
-    if (!result) co_return Err{std::move(result).error()};
-    co_return first_row_of<T>(*result);
+    co_return convert(std::move(result), [](const QueryResult& done) { return first_row_of<T>(done); });
   }
   static Task<Result<std::uint64_t, db::Error>> affected_rows(Pending pending) {
     Result<QueryResult, db::Error> result = co_await std::move(pending);
-    if (!result) co_return Err{std::move(result).error()};
-    co_return result->affected();
+    co_return convert(std::move(result),
+                      [](const QueryResult& done) -> Result<std::uint64_t, db::Error> { return done.affected(); });
+  }
+  template <class F>
+  static auto convert(Result<QueryResult, db::Error>&& result, F to_rows) -> decltype(to_rows(*result)) {
+    if (!result) return Err{std::move(result).error()};
+    return to_rows(*result);
   }
 };
 }  // namespace detail

@@ -52,7 +52,7 @@ class Statement {
   const std::string& sql() const noexcept { return sql_; }
   std::size_t size() const noexcept { return types_.size(); }
   /// Why a parameter could not be encoded (an integer out of range, a NUL inside text); checked by submit.
-  const std::optional<db::Error>& error() const noexcept { return error_; }
+  const db::Error* error() const noexcept { return error_.get(); }
   const std::vector<Oid>& types() const noexcept { return types_; }
   /// The arrays libpq's PQsendQueryPrepared takes; valid while the Statement lives and is not changed.
   void wire(std::vector<const char*>& values, std::vector<int>& lengths, std::vector<int>& formats) const;
@@ -150,7 +150,7 @@ class Statement {
   std::string bytes_;
   std::vector<Oid> types_;
   std::vector<Slot> offsets_;
-  std::optional<db::Error> error_;
+  std::unique_ptr<db::Error> error_;  // boxed: rare, and a statement waits with its query
 };
 
 /// Frees a PGresult.
