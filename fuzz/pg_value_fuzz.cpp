@@ -17,7 +17,8 @@ using spindle::pg::detail::decode;
 using spindle::pg::detail::Oid;
 using spindle::pg::detail::QueryResult;
 
-constexpr Oid kTypes[] = {16, 17, 19, 20, 21, 23, 25, 26, 114, 700, 701, 705, 1042, 1043, 1114, 1184, 2950, 3802, 1700, 16384};
+constexpr Oid kTypes[] = {16,  17,  19,   20,   21,   23,   25,   26,   114,  700,
+                          701, 705, 1042, 1043, 1114, 1184, 2950, 3802, 1700, 16384};
 
 template <class T>
 void decode_as(const QueryResult::Field& field) {

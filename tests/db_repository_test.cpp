@@ -191,7 +191,8 @@ TYPED_TEST_SUITE(RepositoryTest, Backends, BackendNames);
 
 TYPED_TEST(RepositoryTest, CreatesFindsListsUpdatesAndDeletes) {
   this->with_repository([](auto& users) -> Task<void> {
-    const db::Timestamp before = std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
+    const db::Timestamp before =
+        std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
     Result<User, db::Error> ada = co_await users.create("Ada", "ada@example.com");
     CO_ASSERT(ada.has_value());
     EXPECT_GT(ada->id, 0);

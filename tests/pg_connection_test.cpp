@@ -46,7 +46,8 @@ struct Everything {
   Role role;
   std::optional<std::string> note;
 };
-BOOST_DESCRIBE_STRUCT(Everything, (), (id, flag, small, medium, large, single, wide, text, document, blob, at, uuid, role, note))
+BOOST_DESCRIBE_STRUCT(Everything, (),
+                      (id, flag, small, medium, large, single, wide, text, document, blob, at, uuid, role, note))
 
 struct Named {
   std::string name;
@@ -172,12 +173,13 @@ TEST_F(PgConnectionTest, EveryTypeRoundTrips) {
 
     // A tuple reads by position, a scalar the first column; optional parameters carry NULL.
     using Pair = std::tuple<std::string, std::optional<std::string>>;
-    Result<Pair, db::Error> pair =
-        co_await connection.query_one<Pair>("SELECT $1::text, $2::text", std::string{"x"}, std::optional<std::string>{});
+    Result<Pair, db::Error> pair = co_await connection.query_one<Pair>("SELECT $1::text, $2::text", std::string{"x"},
+                                                                       std::optional<std::string>{});
     CO_ASSERT(pair.has_value());
     EXPECT_EQ(std::get<0>(*pair), "x");
     EXPECT_FALSE(std::get<1>(*pair).has_value());
-    Result<std::string, db::Error> uuid_text = co_await connection.query_one<std::string>("SELECT uuid FROM everything");
+    Result<std::string, db::Error> uuid_text =
+        co_await connection.query_one<std::string>("SELECT uuid FROM everything");
     CO_ASSERT(uuid_text.has_value());
     EXPECT_EQ(*uuid_text, "123e4567-e89b-12d3-a456-426614174000");
 
@@ -197,7 +199,8 @@ TEST_F(PgConnectionTest, EveryTypeRoundTrips) {
 
 TEST_F(PgConnectionTest, DecodingErrorsNameTheColumn) {
   with_connection([](pg::Connection& connection) -> Task<void> {
-    Result<std::int32_t, db::Error> too_big = co_await connection.query_one<std::int32_t>("SELECT 5000000000::int8 AS n");
+    Result<std::int32_t, db::Error> too_big =
+        co_await connection.query_one<std::int32_t>("SELECT 5000000000::int8 AS n");
     CO_ASSERT(!too_big);
     EXPECT_EQ(too_big.error().kind, Kind::decode);
     EXPECT_NE(too_big.error().message.find("\"n\""), std::string::npos) << too_big.error().message;
@@ -229,7 +232,8 @@ TEST_F(PgConnectionTest, DecodingErrorsNameTheColumn) {
     CO_ASSERT(maybe.has_value());
     EXPECT_FALSE(maybe->has_value());
 
-    Result<std::int64_t, db::Error> nul = co_await connection.query_one<std::int64_t>("SELECT length($1)", std::string("a\0b", 3));
+    Result<std::int64_t, db::Error> nul =
+        co_await connection.query_one<std::int64_t>("SELECT length($1)", std::string("a\0b", 3));
     CO_ASSERT(!nul);
     EXPECT_NE(nul.error().message.find("NUL"), std::string::npos);
 
@@ -283,8 +287,10 @@ TEST_F(PgConnectionTest, ConcurrentQueriesPipelineOnOneConnectionAndFailAlone) {
     std::vector<Task<Result<std::int64_t, db::Error>>> queries;
     for (std::int64_t i = 0; i < 200; ++i) {
       // Every seventh query fails (division by zero): only that one.
-      if (i % 7 == 3) queries.push_back(connection.query_one<std::int64_t>("SELECT $1::int8 / 0", i));
-      else queries.push_back(connection.query_one<std::int64_t>("SELECT $1::int8 * 2", i));
+      if (i % 7 == 3)
+        queries.push_back(connection.query_one<std::int64_t>("SELECT $1::int8 / 0", i));
+      else
+        queries.push_back(connection.query_one<std::int64_t>("SELECT $1::int8 * 2", i));
     }
     std::vector<Result<std::int64_t, db::Error>> results = co_await when_all(std::move(queries));
     for (std::int64_t i = 0; i < 200; ++i) {
@@ -302,8 +308,8 @@ TEST_F(PgConnectionTest, ConcurrentQueriesPipelineOnOneConnectionAndFailAlone) {
       }
     }
     // Two statements, prepared once each on this connection however many times they ran.
-    Result<std::int64_t, db::Error> prepared =
-        co_await connection.query_one<std::int64_t>("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'SELECT $1::int8 %'");
+    Result<std::int64_t, db::Error> prepared = co_await connection.query_one<std::int64_t>(
+        "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'SELECT $1::int8 %'");
     CO_ASSERT(prepared.has_value());
     EXPECT_EQ(*prepared, 2);
   });
@@ -315,7 +321,8 @@ TEST_F(PgConnectionTest, LargeParametersGoOutWhileTheSocketIsFull) {
     // the server to read, while results come back at the same time.
     std::vector<Task<Result<std::int64_t, db::Error>>> queries;
     for (int i = 0; i < 128; ++i)
-      queries.push_back(connection.query_one<std::int64_t>("SELECT length($1)::int8 + $2", std::string(512 * 1024, 'a' + i % 26), std::int64_t{i}));
+      queries.push_back(connection.query_one<std::int64_t>("SELECT length($1)::int8 + $2",
+                                                           std::string(512 * 1024, 'a' + i % 26), std::int64_t{i}));
     std::vector<Result<std::int64_t, db::Error>> results = co_await when_all(std::move(queries));
     for (int i = 0; i < 128; ++i) {
       CO_ASSERT(results[static_cast<std::size_t>(i)].has_value());
@@ -336,7 +343,8 @@ TEST_F(PgConnectionTest, AnErrorAtTheImplicitCommitFailsTheCall) {
     Result<std::uint64_t, db::Error> duplicate = co_await connection.execute("INSERT INTO deferred VALUES (1)");
     CO_ASSERT(!duplicate);
     EXPECT_EQ(duplicate.error().kind, Kind::unique_violation);
-    Result<std::int64_t, db::Error> count = co_await connection.query_one<std::int64_t>("SELECT count(*) FROM deferred");
+    Result<std::int64_t, db::Error> count =
+        co_await connection.query_one<std::int64_t>("SELECT count(*) FROM deferred");
     CO_ASSERT(count.has_value());
     EXPECT_EQ(*count, 1);
   });
@@ -373,7 +381,8 @@ TEST_F(PgConnectionTest, TimestampColumnsWithoutZoneHoldUtc) {
 TEST_F(PgConnectionTest, PreparedStatementsPerConnectionAreBounded) {
   with_connection([](pg::Connection& connection) -> Task<void> {
     std::vector<Task<Result<std::int64_t, db::Error>>> queries;
-    for (int i = 0; i < 1100; ++i) queries.push_back(connection.query_one<std::int64_t>("SELECT " + std::to_string(i) + "::int8"));
+    for (int i = 0; i < 1100; ++i)
+      queries.push_back(connection.query_one<std::int64_t>("SELECT " + std::to_string(i) + "::int8"));
     std::vector<Result<std::int64_t, db::Error>> results = co_await when_all(std::move(queries));
     for (int i = 0; i < 1100; ++i) {
       CO_ASSERT(results[static_cast<std::size_t>(i)].has_value());
@@ -388,8 +397,8 @@ TEST_F(PgConnectionTest, PreparedStatementsPerConnectionAreBounded) {
 
 TEST_F(PgConnectionTest, ABatchRunsInOneRoundTripAndIsAtomic) {
   with_connection([](pg::Connection& connection) -> Task<void> {
-    Result<void, db::Error> created =
-        co_await connection.batch_execute("DROP TABLE IF EXISTS counters; CREATE TABLE counters (name TEXT PRIMARY KEY, n INT)");
+    Result<void, db::Error> created = co_await connection.batch_execute(
+        "DROP TABLE IF EXISTS counters; CREATE TABLE counters (name TEXT PRIMARY KEY, n INT)");
     CO_ASSERT(created.has_value());
     pg::Batch batch;
     batch.add("INSERT INTO counters VALUES ($1, $2)", "a", 1)
@@ -417,7 +426,8 @@ TEST_F(PgConnectionTest, ABatchRunsInOneRoundTripAndIsAtomic) {
     CO_ASSERT(!failed);
     EXPECT_EQ(failed.error().kind, Kind::unique_violation);
     EXPECT_NE(failed.error().message.find("statement 2"), std::string::npos) << failed.error().message;
-    Result<std::int64_t, db::Error> count = co_await connection.query_one<std::int64_t>("SELECT count(*) FROM counters");
+    Result<std::int64_t, db::Error> count =
+        co_await connection.query_one<std::int64_t>("SELECT count(*) FROM counters");
     CO_ASSERT(count.has_value());
     EXPECT_EQ(*count, 2);
   });
@@ -583,7 +593,8 @@ TEST_F(PgConnectionTest, MigrationsApplyOnceAndRefuseANewerDatabase) {
     Result<db::MigrationReport, db::Error> again = co_await db::migrate(*pool, kMigrations);
     CO_ASSERT(again.has_value());
     EXPECT_EQ(again->applied, 0);
-    Result<std::uint64_t, db::Error> used = co_await pool->execute("INSERT INTO notes (body, author) VALUES ('b', 'a')");
+    Result<std::uint64_t, db::Error> used =
+        co_await pool->execute("INSERT INTO notes (body, author) VALUES ('b', 'a')");
     EXPECT_TRUE(used.has_value());
 
     // A binary that knows only version 1 refuses a database at version 2.
@@ -592,8 +603,8 @@ TEST_F(PgConnectionTest, MigrationsApplyOnceAndRefuseANewerDatabase) {
     EXPECT_EQ(older.error().kind, Kind::migration);
 
     // A migration that fails leaves nothing behind.
-    constexpr db::Migration kBroken[] = {kMigrations[0], kMigrations[1],
-                                         {3, "broken", "CREATE TABLE half (x INT); SELECT no_such_function()"}};
+    constexpr db::Migration kBroken[] = {
+        kMigrations[0], kMigrations[1], {3, "broken", "CREATE TABLE half (x INT); SELECT no_such_function()"}};
     Result<db::MigrationReport, db::Error> broken = co_await db::migrate(*pool, kBroken);
     CO_ASSERT(!broken);
     EXPECT_EQ(broken.error().kind, Kind::migration);

@@ -135,7 +135,7 @@ TEST_F(PgPoolTest, ATransactionHasItsConnectionToItself) {
 
 // A call's outcome during the restart test.
 struct Sample {
-  Instant at;       // when the call ended
+  Instant at;  // when the call ended
   Duration took;
   bool ok;
   Kind kind;
@@ -172,20 +172,20 @@ TEST_F(PgPoolTest, ServerRestartUnderLoadFailsFastAndRecovers) {
   });
 
   std::size_t connects = 0;
-  two_workers().block_on([](std::string url, std::mutex& mutex, std::vector<Sample>& samples,
-                            std::size_t& connects) -> Task<void> {
-    pg::PoolConfig config;
-    config.url = std::move(url);
-    config.max_size = 4;
-    config.connect_timeout = 1s;
-    Result<pg::Pool, db::Error> pool = co_await pg::Pool::connect(config);
-    CO_ASSERT(pool.has_value());
-    const Instant until = now() + 6s;
-    std::vector<Task<void>> loops;
-    for (int i = 0; i < 8; ++i) loops.push_back(load_loop(*pool, until, mutex, samples));
-    co_await when_all(std::move(loops));
-    connects = pool->stats().connects;
-  }(server.url(), mutex, samples, connects));
+  two_workers().block_on(
+      [](std::string url, std::mutex& mutex, std::vector<Sample>& samples, std::size_t& connects) -> Task<void> {
+        pg::PoolConfig config;
+        config.url = std::move(url);
+        config.max_size = 4;
+        config.connect_timeout = 1s;
+        Result<pg::Pool, db::Error> pool = co_await pg::Pool::connect(config);
+        CO_ASSERT(pool.has_value());
+        const Instant until = now() + 6s;
+        std::vector<Task<void>> loops;
+        for (int i = 0; i < 8; ++i) loops.push_back(load_loop(*pool, until, mutex, samples));
+        co_await when_all(std::move(loops));
+        connects = pool->stats().connects;
+      }(server.url(), mutex, samples, connects));
   operator_thread.join();
 
   const Instant stop{Duration{stopped_at.load()}};

@@ -14,19 +14,32 @@ namespace spindle::db {
 
 std::string_view to_string(Error::Kind kind) noexcept {
   switch (kind) {
-    case Error::Kind::unique_violation: return "unique_violation";
-    case Error::Kind::foreign_key_violation: return "foreign_key_violation";
-    case Error::Kind::not_null_violation: return "not_null_violation";
-    case Error::Kind::check_violation: return "check_violation";
-    case Error::Kind::serialization_failure: return "serialization_failure";
-    case Error::Kind::connection: return "connection";
-    case Error::Kind::timeout: return "timeout";
-    case Error::Kind::pool_timeout: return "pool_timeout";
-    case Error::Kind::busy: return "busy";
-    case Error::Kind::not_found: return "not_found";
-    case Error::Kind::decode: return "decode";
-    case Error::Kind::query: return "query";
-    case Error::Kind::migration: return "migration";
+    case Error::Kind::unique_violation:
+      return "unique_violation";
+    case Error::Kind::foreign_key_violation:
+      return "foreign_key_violation";
+    case Error::Kind::not_null_violation:
+      return "not_null_violation";
+    case Error::Kind::check_violation:
+      return "check_violation";
+    case Error::Kind::serialization_failure:
+      return "serialization_failure";
+    case Error::Kind::connection:
+      return "connection";
+    case Error::Kind::timeout:
+      return "timeout";
+    case Error::Kind::pool_timeout:
+      return "pool_timeout";
+    case Error::Kind::busy:
+      return "busy";
+    case Error::Kind::not_found:
+      return "not_found";
+    case Error::Kind::decode:
+      return "decode";
+    case Error::Kind::query:
+      return "query";
+    case Error::Kind::migration:
+      return "migration";
   }
   return "unknown";
 }
@@ -81,11 +94,11 @@ std::string format_timestamp(Timestamp time) {
   const auto since_midnight = time - day;
   const hh_mm_ss<microseconds> clock{since_midnight};
   char text[40];
-  const int length = std::snprintf(text, sizeof text, "%04d-%02u-%02uT%02d:%02d:%02d.%06ldZ", static_cast<int>(date.year()),
-                                   static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
-                                   static_cast<int>(clock.hours().count()), static_cast<int>(clock.minutes().count()),
-                                   static_cast<int>(clock.seconds().count()),
-                                   static_cast<long>(clock.subseconds().count()));
+  const int length =
+      std::snprintf(text, sizeof text, "%04d-%02u-%02uT%02d:%02d:%02d.%06ldZ", static_cast<int>(date.year()),
+                    static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
+                    static_cast<int>(clock.hours().count()), static_cast<int>(clock.minutes().count()),
+                    static_cast<int>(clock.seconds().count()), static_cast<long>(clock.subseconds().count()));
   return std::string(text, static_cast<std::size_t>(length));
 }
 

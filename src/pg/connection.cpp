@@ -87,7 +87,8 @@ Result<std::shared_ptr<Session>, db::Error> Session::start(PGconn* connection) {
   }
   // libpq prints the server's notices ("table does not exist, skipping") to stderr by default; they are
   // informational, and a server's stderr is not the place for them.
-  PQsetNoticeProcessor(connection, [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      connection, [](void*, const char*) {}, nullptr);
   session->server_version_ = PQserverVersion(connection);
   session->cancel_ = PQgetCancel(connection);
   session->registration_ = spindle::detail::IoRegistration::create(session->watched_fd_);
@@ -145,8 +146,8 @@ void Session::submit(const std::vector<std::shared_ptr<Request>>& requests) {
 }
 
 void Session::submit_locked(const std::shared_ptr<Request>& request) {
-  if (!broken_.load(std::memory_order_relaxed) && (script_running_ || cancel_running_ || !pending_.empty() ||
-                                                   (request->is_script && !in_flight_.empty()))) {
+  if (!broken_.load(std::memory_order_relaxed) &&
+      (script_running_ || cancel_running_ || !pending_.empty() || (request->is_script && !in_flight_.empty()))) {
     pending_.push_back(request);
     return;
   }
@@ -191,8 +192,7 @@ void Session::send_locked(Request& request) {
     // Parse of the same statement is unanswered, the statement goes unnamed: parsed for this call only.
     if (cached == statements_.end() && statements_.size() < kMaxPreparedStatements) {
       request.created_statement = true;
-      name = &statements_
-                  .emplace(key, Prepared{"spindle_" + std::to_string(next_statement_++), request.group, false})
+      name = &statements_.emplace(key, Prepared{"spindle_" + std::to_string(next_statement_++), request.group, false})
                   .first->second.name;
     }
     if (PQsendPrepare(connection_, name->c_str(), statement.sql().c_str(), static_cast<int>(statement.size()),
@@ -203,8 +203,8 @@ void Session::send_locked(Request& request) {
     request.phase = Request::Phase::prepare;
   }
   statement.wire(values, lengths, formats);
-  if (PQsendQueryPrepared(connection_, name->c_str(), static_cast<int>(statement.size()), values.data(),
-                          lengths.data(), formats.data(), 1) != 1 ||
+  if (PQsendQueryPrepared(connection_, name->c_str(), static_cast<int>(statement.size()), values.data(), lengths.data(),
+                          formats.data(), 1) != 1 ||
       (request.sync_after && PQpipelineSync(connection_) != 1)) {
     fail_all_locked(connection_error_locked("could not send a query"));
     return;
@@ -307,8 +307,10 @@ void Session::drain_results_locked() {
         break;
       case Request::Phase::query:
         if (raw == nullptr) {
-          if (request.sync_after) request.phase = Request::Phase::sync;
-          else pop_front();
+          if (request.sync_after)
+            request.phase = Request::Phase::sync;
+          else
+            pop_front();
         } else if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
           if (!request.error) request.result = std::move(result);
         } else if (status == PGRES_PIPELINE_ABORTED) {
@@ -370,7 +372,8 @@ Task<void> Session::read_loop(std::shared_ptr<Session> self) {
     std::lock_guard lock(self->mutex_);
     if (self->broken_.load(std::memory_order_relaxed)) co_return;
     if (!ready) {
-      self->fail_all_locked(db::Error{db::Error::Kind::connection, "the connection's socket failed: " + ready.error().message(), {}, {}});
+      self->fail_all_locked(
+          db::Error{db::Error::Kind::connection, "the connection's socket failed: " + ready.error().message(), {}, {}});
       co_return;
     }
     do self->process_input_locked();
@@ -407,9 +410,8 @@ Task<void> Session::flush_loop(std::shared_ptr<Session> self) {
 void Session::abandon_locked(Request& request) {
   request.waker = spindle::detail::Waker{};
   // Not sent yet: it (and the rest of its batch) never will be.
-  const auto removed = std::erase_if(pending_, [&](const std::shared_ptr<Request>& queued) {
-    return queued->group == &request;
-  });
+  const auto removed =
+      std::erase_if(pending_, [&](const std::shared_ptr<Request>& queued) { return queued->group == &request; });
   if (removed > 0) return;
   // Cancel only what is certainly this call's: the one query in flight, on a connection nobody else is
   // using. Calls made meanwhile wait until the cancel has been delivered, so it cannot hit them instead.
@@ -572,7 +574,8 @@ struct ConnectParams {
     return nullptr;
   }
   void set(std::string_view key, std::string value) {
-    if (std::string* existing = value_of(key)) *existing = std::move(value);
+    if (std::string* existing = value_of(key))
+      *existing = std::move(value);
     else {
       keys.emplace_back(key);
       values.push_back(std::move(value));
@@ -635,8 +638,8 @@ Task<Result<ConnPtr, db::Error>> open_connection(Config config) {
     IoResult<std::vector<SocketAddr>> addresses = co_await resolve(params.host, port);
     if (!addresses || addresses->empty())
       co_return Err{db::Error{db::Error::Kind::connection,
-                              "could not resolve \"" + params.host + "\": " +
-                                  (addresses ? std::string{"no address"} : addresses.error().message()),
+                              "could not resolve \"" + params.host +
+                                  "\": " + (addresses ? std::string{"no address"} : addresses.error().message()),
                               {},
                               {}}};
     std::string hosts;
@@ -669,7 +672,8 @@ Task<Result<ConnPtr, db::Error>> open_connection(Config config) {
 
   ConnPtr connection{PQconnectStartParams(keys.data(), values.data(), 0)};
   if (!connection) co_return Err{db::Error{db::Error::Kind::connection, "out of memory", {}, {}}};
-  if (PQstatus(connection.get()) == CONNECTION_BAD) co_return Err{connection_error(connection.get(), "could not connect")};
+  if (PQstatus(connection.get()) == CONNECTION_BAD)
+    co_return Err{connection_error(connection.get(), "could not connect")};
 
   PostgresPollingStatusType polling = PGRES_POLLING_WRITING;
   while (polling != PGRES_POLLING_OK) {
@@ -689,7 +693,8 @@ Task<Result<ConnPtr, db::Error>> open_connection(Config config) {
         ready = co_await writable;
       }
     }
-    if (!ready) co_return Err{db::Error{db::Error::Kind::connection, "could not connect: " + ready.error().message(), {}, {}}};
+    if (!ready)
+      co_return Err{db::Error{db::Error::Kind::connection, "could not connect: " + ready.error().message(), {}, {}}};
     polling = PQconnectPoll(connection.get());
   }
   if (PQserverVersion(connection.get()) < 140000)
@@ -815,19 +820,21 @@ Task<Result<void, db::Error>> Transaction::commit() { return finish(state_, true
 Task<Result<void, db::Error>> Transaction::rollback() { return finish(state_, false); }
 
 Task<Result<void, db::Error>> Transaction::finish(std::shared_ptr<detail::TransactionState> state, bool commit) {
-  if (state->ending)
-    co_return Err{db::Error{db::Error::Kind::query, "the transaction has already ended", {}, {}}};
+  if (state->ending) co_return Err{db::Error{db::Error::Kind::query, "the transaction has already ended", {}, {}}};
   state->ending = true;
   if (state->depth > 0 && !commit) {
-    Task<Result<detail::QueryResult, db::Error>> undoing =
-        detail::Session::run(state->session, detail::Statement::make("ROLLBACK TO SAVEPOINT " + state->savepoint_name()));
+    Task<Result<detail::QueryResult, db::Error>> undoing = detail::Session::run(
+        state->session, detail::Statement::make("ROLLBACK TO SAVEPOINT " + state->savepoint_name()));
     Result<detail::QueryResult, db::Error> undone = co_await std::move(undoing);
     if (!undone) co_return Err{std::move(undone).error()};
   }
   std::string sql;
-  if (state->depth == 0) sql = commit ? "COMMIT" : "ROLLBACK";
-  else sql = "RELEASE SAVEPOINT " + state->savepoint_name();
-  Task<Result<detail::QueryResult, db::Error>> ending = detail::Session::run(state->session, detail::Statement::make(sql));
+  if (state->depth == 0)
+    sql = commit ? "COMMIT" : "ROLLBACK";
+  else
+    sql = "RELEASE SAVEPOINT " + state->savepoint_name();
+  Task<Result<detail::QueryResult, db::Error>> ending =
+      detail::Session::run(state->session, detail::Statement::make(sql));
   Result<detail::QueryResult, db::Error> ended = co_await std::move(ending);
   // Answered: whatever it says, the server has ended the transaction (a failed COMMIT rolls back). A
   // failed RELEASE leaves the savepoint open: the destructor's rollback undoes it.
@@ -835,8 +842,8 @@ Task<Result<void, db::Error>> Transaction::finish(std::shared_ptr<detail::Transa
   if (!ended) co_return Err{std::move(ended).error()};
   // A COMMIT of a failed transaction answers ROLLBACK, without an error: that must not pass for success.
   if (commit && state->depth == 0 && ended->command_tag() == "ROLLBACK")
-    co_return Err{db::Error{db::Error::Kind::query,
-                            "the transaction was rolled back: a statement in it had failed", {}, {}}};
+    co_return Err{
+        db::Error{db::Error::Kind::query, "the transaction was rolled back: a statement in it had failed", {}, {}}};
   co_return Result<void, db::Error>{};
 }
 

@@ -178,7 +178,8 @@ Task<Result<std::shared_ptr<Session>, db::Error>> PoolCore::shared_session() {
     }
     // Every connection is being opened by other calls: wait for one of them.
     if (now() >= deadline)
-      co_return Err{db::Error{db::Error::Kind::pool_timeout, "no database connection became available in time", {}, {}}};
+      co_return Err{
+          db::Error{db::Error::Kind::pool_timeout, "no database connection became available in time", {}, {}}};
     co_await wait_for_change(deadline);
   }
 }
@@ -196,8 +197,8 @@ Task<Result<std::shared_ptr<PoolCore::Lease>, db::Error>> PoolCore::lease() {
   Result<Result<Semaphore::Permit, SemaphoreClosed>, TimedOut> permit =
       co_await timeout(config.acquire_timeout, leases.acquire());
   if (!permit || !*permit)
-    co_return Err{db::Error{db::Error::Kind::pool_timeout,
-                            "no database connection became free within the acquire timeout", {}, {}}};
+    co_return Err{db::Error{
+        db::Error::Kind::pool_timeout, "no database connection became free within the acquire timeout", {}, {}}};
   auto lease = std::make_shared<Lease>(shared_from_this(), std::move(**permit));
   for (;;) {
     bool connect = false;
@@ -367,7 +368,9 @@ Task<Result<T, db::Error>> bounded(const PoolConfig& config, Task<Result<T, db::
 Task<Result<Pool, db::Error>> Pool::connect(PoolConfig config) {
   if (config.max_size == 0 || (config.pipeline && config.max_size < 2))
     co_return Err{db::Error{db::Error::Kind::connection,
-                            "a pool needs max_size >= 1, and >= 2 in pipeline mode (one connection stays shared)", {}, {}}};
+                            "a pool needs max_size >= 1, and >= 2 in pipeline mode (one connection stays shared)",
+                            {},
+                            {}}};
   auto core = std::make_shared<detail::PoolCore>(std::move(config));
   Task<Result<std::shared_ptr<detail::Session>, db::Error>> first = core->shared_session();
   Result<std::shared_ptr<detail::Session>, db::Error> opened = co_await std::move(first);
@@ -377,9 +380,9 @@ Task<Result<Pool, db::Error>> Pool::connect(PoolConfig config) {
 
 Task<Result<detail::QueryResult, db::Error>> Pool::submit(detail::Statement statement) {
   if (statement.error()) return detail::failed<detail::QueryResult>(*statement.error());
-  if (!core_->config.pipeline) return detail::bounded(core_->config, detail::run_exclusive(core_, std::move(statement)));
-  return detail::bounded(core_->config,
-                         detail::run_shared(core_, detail::Session::request_for(std::move(statement))));
+  if (!core_->config.pipeline)
+    return detail::bounded(core_->config, detail::run_exclusive(core_, std::move(statement)));
+  return detail::bounded(core_->config, detail::run_shared(core_, detail::Session::request_for(std::move(statement))));
 }
 
 Task<Result<void, db::Error>> Pool::submit_script(std::string script) {
@@ -399,7 +402,8 @@ Task<Result<Transaction, db::Error>> Pool::begin_on(std::shared_ptr<detail::Pool
 
 Task<Result<Listener, db::Error>> Pool::listen_on(PoolConfig config, std::string channel) {
   Config connect_config{config.url, config.connect_timeout};
-  Task<Result<std::shared_ptr<detail::Session>, db::Error>> connecting = detail::connect_session(std::move(connect_config));
+  Task<Result<std::shared_ptr<detail::Session>, db::Error>> connecting =
+      detail::connect_session(std::move(connect_config));
   Result<std::shared_ptr<detail::Session>, db::Error> session = co_await std::move(connecting);
   if (!session) co_return Err{std::move(session).error()};
   Listener listener{std::move(*session)};
@@ -411,7 +415,9 @@ Task<Result<Listener, db::Error>> Pool::listen_on(PoolConfig config, std::string
 
 Task<Result<Transaction, db::Error>> Pool::begin() { return begin_on(core_); }
 
-Task<Result<Listener, db::Error>> Pool::listen(std::string channel) { return listen_on(core_->config, std::move(channel)); }
+Task<Result<Listener, db::Error>> Pool::listen(std::string channel) {
+  return listen_on(core_->config, std::move(channel));
+}
 
 Task<Result<void, db::Error>> Pool::ping() {
   Task<Result<std::int32_t, db::Error>> asking = query_one<std::int32_t>("SELECT 1");
@@ -423,7 +429,8 @@ Task<Result<void, db::Error>> Pool::ping() {
 }
 
 Task<Result<BatchResults, db::Error>> Pool::submit_batch(Batch batch) {
-  if (!core_->config.pipeline) return detail::bounded(core_->config, detail::run_exclusive_batch(core_, std::move(batch)));
+  if (!core_->config.pipeline)
+    return detail::bounded(core_->config, detail::run_exclusive_batch(core_, std::move(batch)));
   std::vector<std::shared_ptr<detail::Request>> requests = detail::Session::requests_for(std::move(batch));
   for (const std::shared_ptr<detail::Request>& request : requests)
     if (request->statement.error()) return detail::failed<BatchResults>(*request->statement.error());

@@ -37,7 +37,7 @@ namespace spindle::pg::detail {
 struct Request {
   enum class Phase { queued, prepare, query, sync, script, done };
 
-  Statement statement;     // or, for a script, its text (in statement.sql())
+  Statement statement;  // or, for a script, its text (in statement.sql())
   bool is_script = false;
   /// A query of an explicit batch that is not the batch's last: no Sync of its own.
   bool sync_after = true;

@@ -19,9 +19,9 @@ struct TransactionState {
   std::shared_ptr<TransactionState> parent;  // a savepoint keeps its transaction
   std::shared_ptr<void> lease;               // the pool's hold on the connection, returned after the rollback
   int depth;                                 // 0: the transaction, 1...: savepoints
-  bool started = false;   // its BEGIN (or SAVEPOINT) may have been sent
-  bool ending = false;    // commit() or rollback() was called
-  bool finished = false;  // the server answered the end
+  bool started = false;                      // its BEGIN (or SAVEPOINT) may have been sent
+  bool ending = false;                       // commit() or rollback() was called
+  bool finished = false;                     // the server answered the end
 };
 
 }  // namespace spindle::pg::detail

@@ -3,8 +3,8 @@
 #include <libpq-fe.h>
 
 #include <charconv>
-#include <limits>
 #include <cstring>
+#include <limits>
 
 #include "error.hpp"
 #include "spindle/pg/detail/codec.hpp"
@@ -74,7 +74,8 @@ QueryResult::Field QueryResult::field(int row, int column) const noexcept {
   pg_result* result = result_.get();
   const Oid type = PQftype(result, column);
   if (PQgetisnull(result, row, column)) return Field{type, std::nullopt};
-  return Field{type, std::string_view{PQgetvalue(result, row, column), static_cast<std::size_t>(PQgetlength(result, row, column))}};
+  return Field{type, std::string_view{PQgetvalue(result, row, column),
+                                      static_cast<std::size_t>(PQgetlength(result, row, column))}};
 }
 
 namespace {
@@ -88,26 +89,46 @@ constexpr Oid kFirstUserOid = 16384;
 
 std::string type_name(Oid type) {
   switch (type) {
-    case kBool: return "bool";
-    case kBytea: return "bytea";
-    case kName: return "name";
-    case kInt8: return "int8";
-    case kInt2: return "int2";
-    case kInt4: return "int4";
-    case kText: return "text";
-    case kOid: return "oid";
-    case kJson: return "json";
-    case kFloat4: return "float4";
-    case kFloat8: return "float8";
-    case kBpchar: return "char";
-    case kVarchar: return "varchar";
-    case kTimestamp: return "timestamp";
-    case kTimestamptz: return "timestamptz";
-    case kUuid: return "uuid";
-    case kJsonb: return "jsonb";
-    case 1700: return "numeric";
-    case 1082: return "date";
-    default: return "type " + std::to_string(type);
+    case kBool:
+      return "bool";
+    case kBytea:
+      return "bytea";
+    case kName:
+      return "name";
+    case kInt8:
+      return "int8";
+    case kInt2:
+      return "int2";
+    case kInt4:
+      return "int4";
+    case kText:
+      return "text";
+    case kOid:
+      return "oid";
+    case kJson:
+      return "json";
+    case kFloat4:
+      return "float4";
+    case kFloat8:
+      return "float8";
+    case kBpchar:
+      return "char";
+    case kVarchar:
+      return "varchar";
+    case kTimestamp:
+      return "timestamp";
+    case kTimestamptz:
+      return "timestamptz";
+    case kUuid:
+      return "uuid";
+    case kJsonb:
+      return "jsonb";
+    case 1700:
+      return "numeric";
+    case 1082:
+      return "date";
+    default:
+      return "type " + std::to_string(type);
   }
 }
 
@@ -163,7 +184,8 @@ Result<void, db::Error> decode(const QueryResult::Field& field, std::string_view
       if (bytes.size() != 8) return wrong_size(column);
       out = static_cast<std::int64_t>(big_endian<std::uint64_t>(bytes));
       return {};
-    default: return wrong_type(field, column, "an integer");
+    default:
+      return wrong_type(field, column, "an integer");
   }
 }
 
@@ -270,15 +292,22 @@ db::Error result_error(const PGresult* result) {
   if (std::string detail = field(PG_DIAG_MESSAGE_DETAIL); !detail.empty()) error.message += " (" + detail + ")";
   const std::string& state = error.sqlstate;
   using Kind = db::Error::Kind;
-  if (state == "23505") error.kind = Kind::unique_violation;
-  else if (state == "23503") error.kind = Kind::foreign_key_violation;
-  else if (state == "23502") error.kind = Kind::not_null_violation;
-  else if (state == "23514") error.kind = Kind::check_violation;
-  else if (state == "40001" || state == "40P01") error.kind = Kind::serialization_failure;
-  else if (state == "57014") error.kind = Kind::timeout;  // query_canceled: our cancel, or statement_timeout
+  if (state == "23505")
+    error.kind = Kind::unique_violation;
+  else if (state == "23503")
+    error.kind = Kind::foreign_key_violation;
+  else if (state == "23502")
+    error.kind = Kind::not_null_violation;
+  else if (state == "23514")
+    error.kind = Kind::check_violation;
+  else if (state == "40001" || state == "40P01")
+    error.kind = Kind::serialization_failure;
+  else if (state == "57014")
+    error.kind = Kind::timeout;  // query_canceled: our cancel, or statement_timeout
   else if (state.starts_with("08") || state == "57P01" || state == "57P02" || state == "57P03")
     error.kind = Kind::connection;  // connection exceptions, the server shutting down
-  else error.kind = Kind::query;
+  else
+    error.kind = Kind::query;
   return error;
 }
 

@@ -315,8 +315,8 @@ void Writer::serve_in_transaction(Job& job) {
     case Job::Kind::script: {
       JobResult result = run_job(job);
       // A row that did not convert is the caller's problem, not the statement's (as on PostgreSQL).
-      if (result.exception || (result.outcome && !result.outcome->has_value() &&
-                               result.outcome->error().kind != db::Error::Kind::decode))
+      if (result.exception ||
+          (result.outcome && !result.outcome->has_value() && result.outcome->error().kind != db::Error::Kind::decode))
         tx.failed = true;
       if (!connection_->in_transaction()) {
         // SQLite rolled the transaction back by itself: it is over.

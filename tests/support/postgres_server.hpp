@@ -92,9 +92,9 @@ inline void prepare_child(int in_fd, int out_fd, int err_fd) {
 }
 
 struct ProcessResult {
-  int status = -1;   // the exit code, 128 + signal number, or -1 when it was killed for taking too long
-  std::string out;   // stdout
-  std::string err;   // stderr
+  int status = -1;  // the exit code, 128 + signal number, or -1 when it was killed for taking too long
+  std::string out;  // stdout
+  std::string err;  // stderr
   std::string both() const { return out + err; }
 };
 
@@ -109,7 +109,8 @@ inline std::vector<char*> c_argv(std::vector<std::string>& argv) {
 inline ProcessResult run(std::vector<std::string> argv, const std::string& cwd,
                          std::chrono::milliseconds limit = std::chrono::seconds(120)) {
   int out[2], err[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("PostgresServer: pipe: " + std::string(std::strerror(errno)));
+  if (::pipe2(out, O_CLOEXEC) != 0)
+    throw std::runtime_error("PostgresServer: pipe: " + std::string(std::strerror(errno)));
   if (::pipe2(err, O_CLOEXEC) != 0) {
     ::close(out[0]);
     ::close(out[1]);
@@ -316,12 +317,12 @@ class PostgresServer {
   /// BEGIN/COMMIT or statements like CREATE DATABASE that refuse a transaction block).
   std::string psql(std::string_view sql, std::string_view database = "postgres") const {
     auto result = postgres_detail::run(
-        {postgres_detail::bin_dir() + "/psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
-         "-p", std::to_string(port_), "-U", "postgres", "-d", std::string(database), "-c", std::string(sql)},
+        {postgres_detail::bin_dir() + "/psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p",
+         std::to_string(port_), "-U", "postgres", "-d", std::string(database), "-c", std::string(sql)},
         dir_);
     if (result.status != 0)
-      throw std::runtime_error("PostgresServer::psql failed (exit " + std::to_string(result.status) + ") for: " +
-                               std::string(sql) + "\n" + result.err);
+      throw std::runtime_error("PostgresServer::psql failed (exit " + std::to_string(result.status) +
+                               ") for: " + std::string(sql) + "\n" + result.err);
     while (!result.out.empty() && result.out.back() == '\n') result.out.pop_back();
     return std::move(result.out);
   }
@@ -364,8 +365,9 @@ class PostgresServer {
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) != 0)
       throw std::runtime_error("PostgresServer: socketpair: " + std::string(std::strerror(errno)));
     const int dev_null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    std::vector<std::string> argv = {"/bin/sh", "-c", postgres_detail::watchdog_script, "spindle-pg-watchdog",
-                                     dir_, postgres_detail::bin_dir(), runuser_};
+    std::vector<std::string> argv = {
+        "/bin/sh", "-c", postgres_detail::watchdog_script, "spindle-pg-watchdog", dir_, postgres_detail::bin_dir(),
+        runuser_};
     std::vector<char*> args = postgres_detail::c_argv(argv);
     const pid_t pid = ::fork();
     if (pid == 0) {
@@ -401,10 +403,10 @@ class PostgresServer {
   }
 
   void init_cluster() {
-    auto result = postgres_detail::run(
-        as_server_user({postgres_detail::bin_dir() + "/initdb", "-D", data_dir(), "-A", "trust", "-U", "postgres",
-                        "--no-sync", "-E", "UTF8", "--locale=C"}),
-        dir_);
+    auto result =
+        postgres_detail::run(as_server_user({postgres_detail::bin_dir() + "/initdb", "-D", data_dir(), "-A", "trust",
+                                             "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C"}),
+                             dir_);
     if (result.status != 0)
       throw std::runtime_error("PostgresServer: initdb failed (exit " + std::to_string(result.status) + "):\n" +
                                result.both());
@@ -415,7 +417,8 @@ class PostgresServer {
   std::string try_start() {
     const std::string log_path = dir_ + "/log";
     std::error_code ignored;
-    const auto log_before = std::filesystem::exists(log_path, ignored) ? std::filesystem::file_size(log_path, ignored) : 0;
+    const auto log_before =
+        std::filesystem::exists(log_path, ignored) ? std::filesystem::file_size(log_path, ignored) : 0;
     const std::string options = "-p " + std::to_string(port_) + " -c listen_addresses=127.0.0.1 -k " + dir_ +
                                 " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
                                 " -c max_connections=300 -c shared_buffers=64MB";

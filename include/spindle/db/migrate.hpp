@@ -70,7 +70,8 @@ Task<Result<MigrationReport, Error>> migrate(Db& db, std::span<const Migration> 
   MigrationReport report;
   report.from_version = report.to_version = *current;
   const std::int64_t latest = migrations.empty() ? 0 : migrations.back().version;
-  if (*current > latest) co_return Err{Error{Error::Kind::migration, detail::migration_too_new_message(*current, latest), {}, {}}};
+  if (*current > latest)
+    co_return Err{Error{Error::Kind::migration, detail::migration_too_new_message(*current, latest), {}, {}}};
 
   for (const Migration& migration : migrations) {
     if (migration.version <= *current) continue;
@@ -84,8 +85,8 @@ Task<Result<MigrationReport, Error>> migrate(Db& db, std::span<const Migration> 
     const std::string applied_at =
         format_timestamp(std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now()));
     Task<Result<std::uint64_t, Error>> record =
-        tx.execute("INSERT INTO spindle_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-                   migration.version, migration.name, applied_at);
+        tx.execute("INSERT INTO spindle_migrations (version, name, applied_at) VALUES ($1, $2, $3)", migration.version,
+                   migration.name, applied_at);
     Result<std::uint64_t, Error> recorded = co_await std::move(record);
     if (!recorded) co_return Err{std::move(recorded).error()};
     report.to_version = migration.version;

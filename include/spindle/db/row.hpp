@@ -9,9 +9,9 @@
 // A backend supplies the columns (count and names) and a reader for one field of the current row; this
 // header decides which column goes where, once per result rather than once per row.
 
+#include <array>
 #include <boost/describe/members.hpp>
 #include <boost/mp11/algorithm.hpp>
-#include <array>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -40,7 +40,7 @@ struct is_optional<std::optional<T>> : std::true_type {};
 
 template <class T>
 inline constexpr bool is_described_row =
-    boost::describe::has_describe_members<T>::value && std::is_class_v<T> && !detail::is_tuple<T>::value;
+    boost::describe::has_describe_members<T>::value&& std::is_class_v<T> && !detail::is_tuple<T>::value;
 
 /// How many fields a row type has.
 template <class T>

@@ -71,8 +71,10 @@ class Statement {
     if constexpr (std::is_same_v<V, std::nullopt_t>) {
       null(0);
     } else if constexpr (db::detail::is_optional<V>::value) {
-      if (value) add(*value);
-      else null(type_of<typename V::value_type>());
+      if (value)
+        add(*value);
+      else
+        null(type_of<typename V::value_type>());
     } else if constexpr (std::is_same_v<V, bool>) {
       const char byte = value ? 1 : 0;
       binary(16, &byte, 1);
@@ -90,8 +92,10 @@ class Statement {
     } else if constexpr (std::is_same_v<V, double>) {
       big_endian(701, std::bit_cast<std::uint64_t>(value));
     } else if constexpr (std::is_same_v<V, const char*> || std::is_same_v<V, char*>) {
-      if (value == nullptr) null(0);  // as SQLite reads it
-      else text(std::string_view{value});
+      if (value == nullptr)
+        null(0);  // as SQLite reads it
+      else
+        text(std::string_view{value});
     } else if constexpr (std::is_same_v<V, std::nullptr_t>) {
       null(0);
     } else if constexpr (std::is_convertible_v<const V&, std::string_view>) {
@@ -109,8 +113,10 @@ class Statement {
       binary(2950, reinterpret_cast<const char*>(value.bytes.data()), value.bytes.size());
     } else if constexpr (boost::describe::has_describe_enumerators<V>::value) {
       const char* name = boost::describe::enum_to_string(value, nullptr);
-      if (name == nullptr) fail("an enum parameter has no name for its value");
-      else text(name);
+      if (name == nullptr)
+        fail("an enum parameter has no name for its value");
+      else
+        text(name);
     } else {
       static_assert(sizeof(V) == 0, "spindle::pg: unsupported parameter type (see spindle/pg/connection.hpp)");
     }
@@ -118,16 +124,24 @@ class Statement {
 
   template <class T>
   static constexpr Oid type_of() {
-    if constexpr (std::is_same_v<T, bool>) return 16;
-    else if constexpr (std::is_integral_v<T>) return sizeof(T) <= 2 && !(std::is_unsigned_v<T> && sizeof(T) == 2) ? 21
-                                                     : sizeof(T) <= 4 && !(std::is_unsigned_v<T> && sizeof(T) == 4) ? 23
-                                                                                                                    : 20;
-    else if constexpr (std::is_same_v<T, float>) return 700;
-    else if constexpr (std::is_same_v<T, double>) return 701;
-    else if constexpr (std::is_same_v<T, db::Bytes>) return 17;
-    else if constexpr (std::is_same_v<T, db::Timestamp>) return 1184;
-    else if constexpr (std::is_same_v<T, db::Uuid>) return 2950;
-    else return 0;
+    if constexpr (std::is_same_v<T, bool>)
+      return 16;
+    else if constexpr (std::is_integral_v<T>)
+      return sizeof(T) <= 2 && !(std::is_unsigned_v<T> && sizeof(T) == 2)   ? 21
+             : sizeof(T) <= 4 && !(std::is_unsigned_v<T> && sizeof(T) == 4) ? 23
+                                                                            : 20;
+    else if constexpr (std::is_same_v<T, float>)
+      return 700;
+    else if constexpr (std::is_same_v<T, double>)
+      return 701;
+    else if constexpr (std::is_same_v<T, db::Bytes>)
+      return 17;
+    else if constexpr (std::is_same_v<T, db::Timestamp>)
+      return 1184;
+    else if constexpr (std::is_same_v<T, db::Uuid>)
+      return 2950;
+    else
+      return 0;
   }
 
   template <class I>
