@@ -37,22 +37,7 @@ count() {  # count N: total instructions of a server run that answered N request
     --database-url "$url" "${flags[@]}" >"$work/out.$n" 2>"$work/err.$n" &
   server_pid=$!
   port=$(wait_for_listening "$work/out.$n") || { cat "$work/err.$n" >&2; exit 1; }
-  python3 - "$port" "$n" "$path" <<'PY'
-import socket, sys
-port, n, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-s = socket.create_connection(("127.0.0.1", port))
-request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
-for _ in range(n):
-    s.sendall(request)
-    data = b""
-    while True:
-        data += s.recv(65536)
-        head, sep, body = data.partition(b"\r\n\r\n")
-        if sep and len(body) >= int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]):
-            break
-    if not head.startswith(b"HTTP/1.1 200"):
-        sys.exit("not a 200: " + head.split(b"\r\n")[0].decode())
-PY
+  send_sequential_requests "$port" "$n" "$path"
   kill -TERM "$server_pid"
   wait "$server_pid" || true
   server_pid=""

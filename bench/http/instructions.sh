@@ -21,20 +21,7 @@ count() {  # count N: total instructions of a server run that answered N request
     >"$work/out.$n" 2>"$work/err.$n" &
   local pid=$!
   wait_for_listening "$work/out.$n" >/dev/null
-  python3 - "$port" "$n" "$path" <<'PY'
-import socket, sys
-port, n, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-s = socket.create_connection(("127.0.0.1", port))
-request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
-for _ in range(n):
-    s.sendall(request)
-    data = b""
-    while True:
-        data += s.recv(65536)
-        head, sep, body = data.partition(b"\r\n\r\n")
-        if sep and len(body) >= int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]):
-            break
-PY
+  send_sequential_requests "$port" "$n" "$path"
   kill -INT "$pid"
   wait "$pid" || true
   callgrind_annotate "$work/cg.$n" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'
