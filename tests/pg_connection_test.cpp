@@ -378,6 +378,30 @@ TEST_F(PgConnectionTest, TimestampColumnsWithoutZoneHoldUtc) {
   });
 }
 
+TEST_F(PgConnectionTest, AStatementWhoseTableChangedIsPreparedAgain) {
+  with_connection([](pg::Connection& connection) -> Task<void> {
+    Result<void, db::Error> created = co_await connection.batch_execute(
+        "DROP TABLE IF EXISTS altered; CREATE TABLE altered (a INT); INSERT INTO altered VALUES (1)");
+    CO_ASSERT(created.has_value());
+    Result<std::vector<std::tuple<std::int32_t>>, db::Error> before =
+        co_await connection.query<std::tuple<std::int32_t>>("SELECT * FROM altered");
+    CO_ASSERT(before.has_value());
+    Result<void, db::Error> altered =
+        co_await connection.batch_execute("ALTER TABLE altered ADD COLUMN b INT DEFAULT 2");
+    CO_ASSERT(altered.has_value());
+    // The statement prepared before the change fails once (PostgreSQL refuses a changed result type)...
+    Result<std::vector<std::tuple<std::int32_t, std::int32_t>>, db::Error> stale =
+        co_await connection.query<std::tuple<std::int32_t, std::int32_t>>("SELECT * FROM altered");
+    CO_ASSERT(!stale);
+    EXPECT_EQ(stale.error().sqlstate, "0A000");
+    // ...and is prepared again for the next call.
+    Result<std::vector<std::tuple<std::int32_t, std::int32_t>>, db::Error> fresh =
+        co_await connection.query<std::tuple<std::int32_t, std::int32_t>>("SELECT * FROM altered");
+    CO_ASSERT(fresh.has_value());
+    EXPECT_EQ(std::get<1>(fresh->front()), 2);
+  });
+}
+
 TEST_F(PgConnectionTest, PreparedStatementsPerConnectionAreBounded) {
   with_connection([](pg::Connection& connection) -> Task<void> {
     std::vector<Task<Result<std::int64_t, db::Error>>> queries;

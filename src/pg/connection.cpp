@@ -317,6 +317,13 @@ void Session::drain_results_locked() {
           if (!request.error) request.error = std::make_unique<db::Error>(aborted_error());
         } else if (!request.error) {
           request.error = std::make_unique<db::Error>(result_error(raw));
+          // "cached plan must not change result type": the table changed under the prepared statement
+          // (a migration while running). Forget it, so the next call prepares it again.
+          if (request.error->sqlstate == "0A000") {
+            thread_local std::string key;
+            cache_key(key, request.statement);
+            statements_.erase(key);
+          }
         }
         break;
       case Request::Phase::sync:
