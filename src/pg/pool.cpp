@@ -316,37 +316,22 @@ Task<Result<BatchResults, db::Error>> run_shared_batch(std::shared_ptr<PoolCore>
   co_return Session::outcome_of(requests);
 }
 
-Task<Result<QueryResult, db::Error>> run_exclusive(std::shared_ptr<PoolCore> core, Statement statement) {
+/// Runs `run(session, input)` on a connection leased for the call: exclusive mode, and scripts (which
+/// leave pipeline mode while they run). The lease goes back when the call has finished.
+template <class T, class Input>
+Task<Result<T, db::Error>> on_leased(std::shared_ptr<PoolCore> core, Input input,
+                                     Task<Result<T, db::Error>> (*run)(std::shared_ptr<Session>, Input)) {
   Task<Result<std::shared_ptr<PoolCore::Lease>, db::Error>> leasing = core->lease();
   Result<std::shared_ptr<PoolCore::Lease>, db::Error> lease = co_await std::move(leasing);
   if (!lease) co_return Err{std::move(lease).error()};
-  Task<Result<QueryResult, db::Error>> running = Session::run((*lease)->session, std::move(statement));
-  Result<QueryResult, db::Error> result = co_await std::move(running);
-  co_return result;
-}
-
-Task<Result<BatchResults, db::Error>> run_exclusive_batch(std::shared_ptr<PoolCore> core, Batch batch) {
-  Task<Result<std::shared_ptr<PoolCore::Lease>, db::Error>> leasing = core->lease();
-  Result<std::shared_ptr<PoolCore::Lease>, db::Error> lease = co_await std::move(leasing);
-  if (!lease) co_return Err{std::move(lease).error()};
-  Task<Result<BatchResults, db::Error>> running = Session::run_batch((*lease)->session, std::move(batch));
-  Result<BatchResults, db::Error> result = co_await std::move(running);
+  Task<Result<T, db::Error>> running = run((*lease)->session, std::move(input));
+  Result<T, db::Error> result = co_await std::move(running);
   co_return result;
 }
 
 template <class T>
 Task<Result<T, db::Error>> failed(db::Error error) {
   co_return Err{std::move(error)};
-}
-
-Task<Result<void, db::Error>> run_script_on_pool(std::shared_ptr<PoolCore> core, std::string script) {
-  // A script leaves pipeline mode while it runs: give it a connection of its own.
-  Task<Result<std::shared_ptr<PoolCore::Lease>, db::Error>> leasing = core->lease();
-  Result<std::shared_ptr<PoolCore::Lease>, db::Error> lease = co_await std::move(leasing);
-  if (!lease) co_return Err{std::move(lease).error()};
-  Task<Result<void, db::Error>> running = Session::run_script((*lease)->session, std::move(script));
-  Result<void, db::Error> result = co_await std::move(running);
-  co_return result;
 }
 
 template <class T>
@@ -381,12 +366,12 @@ Task<Result<Pool, db::Error>> Pool::connect(PoolConfig config) {
 Task<Result<detail::QueryResult, db::Error>> Pool::submit(detail::Statement statement) {
   if (statement.error()) return detail::failed<detail::QueryResult>(*statement.error());
   if (!core_->config.pipeline)
-    return detail::bounded(core_->config, detail::run_exclusive(core_, std::move(statement)));
+    return detail::bounded(core_->config, detail::on_leased(core_, std::move(statement), &detail::Session::run));
   return detail::bounded(core_->config, detail::run_shared(core_, detail::Session::request_for(std::move(statement))));
 }
 
 Task<Result<void, db::Error>> Pool::submit_script(std::string script) {
-  return detail::bounded(core_->config, detail::run_script_on_pool(core_, std::move(script)));
+  return detail::bounded(core_->config, detail::on_leased(core_, std::move(script), &detail::Session::run_script));
 }
 
 Task<Result<Transaction, db::Error>> Pool::begin_on(std::shared_ptr<detail::PoolCore> core) {
@@ -430,7 +415,7 @@ Task<Result<void, db::Error>> Pool::ping() {
 
 Task<Result<BatchResults, db::Error>> Pool::submit_batch(Batch batch) {
   if (!core_->config.pipeline)
-    return detail::bounded(core_->config, detail::run_exclusive_batch(core_, std::move(batch)));
+    return detail::bounded(core_->config, detail::on_leased(core_, std::move(batch), &detail::Session::run_batch));
   std::vector<std::shared_ptr<detail::Request>> requests = detail::Session::requests_for(std::move(batch));
   for (const std::shared_ptr<detail::Request>& request : requests)
     if (request->statement.error()) return detail::failed<BatchResults>(*request->statement.error());
