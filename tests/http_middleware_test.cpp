@@ -121,6 +121,19 @@ TEST(HttpMiddleware, LayerCoversThe404And405ButRouteLayerOnlyMatchedRoutes) {
   });
 }
 
+// A Server keeps a copy of its router: the copy's 404 must still pass through the layers (it once lost
+// them, so a request id or a metrics layer never saw an unknown path).
+TEST(HttpMiddleware, LayersStillCoverThe404OfACopiedRouter) {
+  Router<> router = Router<>{}.route("/a", get([] { return std::string{"a"}; }));
+  router.layer(middleware::request_id());
+  spindle_test::TestServer server{router};
+  auto missing =
+      spindle_test::exchange(server.port(), "GET /nowhere HTTP/1.1\r\nHost: x\r\nX-Request-Id: r-404\r\n\r\n");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_EQ(missing->header("x-request-id"), "r-404");
+}
+
 TEST(HttpMiddleware, RequestIdsAreKeptGeneratedEchoedAndTaskLocal) {
   run([]() -> Task<void> {
     TestClient client{Router<>{}

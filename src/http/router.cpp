@@ -125,7 +125,12 @@ struct RouterCore::Routes {
 };
 
 RouterCore::RouterCore() : routes_(std::make_unique<Routes>()) {}
-RouterCore::RouterCore(const RouterCore& other) : RouterCore() { merge(other); }
+RouterCore::RouterCore(const RouterCore& other) : RouterCore() {
+  merge(other);
+  // The 404 handler too, with the layers wrapped around it (merge takes only a custom fallback).
+  routes_->fallback = other.routes_->fallback;
+  routes_->custom_fallback = other.routes_->custom_fallback;
+}
 RouterCore& RouterCore::operator=(const RouterCore& other) {
   if (this != &other) *this = RouterCore{other};
   return *this;
