@@ -6,6 +6,7 @@
 #include "spindle/http/extract.hpp"
 #include "spindle/http/header_map.hpp"
 #include "spindle/http/layer.hpp"
+#include "spindle/http/metrics.hpp"
 #include "spindle/http/middleware.hpp"
 #include "spindle/http/multipart.hpp"
 #include "spindle/http/parser.hpp"
