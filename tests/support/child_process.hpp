@@ -12,13 +12,28 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace spindle_test {
 
+/// How a child starts, beyond its command line.
+struct ChildOptions {
+  /// Variables to set (name, value); a value of nullopt removes the variable.
+  std::vector<std::pair<std::string, std::optional<std::string>>> environment;
+  /// Where it runs; empty: the test's own working directory.
+  std::string working_directory;
+};
+
 class ChildProcess {
  public:
-  explicit ChildProcess(std::vector<std::string> argv) {
+  explicit ChildProcess(std::vector<std::string> argv, const ChildOptions& options = {}) {
+    // Everything the child needs is built before fork: after it, only async-signal-safe calls.
+    std::vector<std::string> environment = environment_with(options.environment);
+    std::vector<char*> envp;
+    for (auto& entry : environment) envp.push_back(entry.data());
+    envp.push_back(nullptr);
     int out[2], err[2];
     if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
     pid_ = ::fork();
@@ -29,7 +44,8 @@ class ChildProcess {
       std::vector<char*> args;
       for (auto& a : argv) args.push_back(a.data());
       args.push_back(nullptr);
-      ::execvp(args[0], args.data());
+      if (!options.working_directory.empty() && ::chdir(options.working_directory.c_str()) != 0) ::_exit(126);
+      ::execvpe(args[0], args.data(), envp.data());
       ::_exit(127);
     }
     ::close(out[1]);
@@ -100,6 +116,21 @@ class ChildProcess {
   long cpu_ticks() const;
 
  private:
+  static std::vector<std::string> environment_with(
+      const std::vector<std::pair<std::string, std::optional<std::string>>>& changes) {
+    std::vector<std::string> result;
+    for (char** entry = environ; *entry != nullptr; ++entry) {
+      const std::string_view text{*entry};
+      const std::string_view name = text.substr(0, text.find('='));
+      bool changed = false;
+      for (const auto& change : changes) changed = changed || change.first == name;
+      if (!changed) result.emplace_back(text);
+    }
+    for (const auto& [name, value] : changes)
+      if (value) result.push_back(name + "=" + *value);
+    return result;
+  }
+
   pid_t pid_ = -1;
   int stdout_ = -1;
   int stderr_ = -1;

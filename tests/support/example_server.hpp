@@ -13,12 +13,14 @@
 namespace spindle_test {
 
 struct ExampleServer {
-  explicit ExampleServer(std::string binary, std::vector<std::string> extra = {})
-      : process([&] {
-          std::vector<std::string> argv = {std::move(binary), "--listen", "127.0.0.1:0"};
-          argv.insert(argv.end(), extra.begin(), extra.end());
-          return argv;
-        }()) {
+  explicit ExampleServer(std::string binary, std::vector<std::string> extra = {}, const ChildOptions& options = {})
+      : process(
+            [&] {
+              std::vector<std::string> argv = {std::move(binary), "--listen", "127.0.0.1:0"};
+              argv.insert(argv.end(), extra.begin(), extra.end());
+              return argv;
+            }(),
+            options) {
     auto banner = process.read_line(std::chrono::seconds(10));
     EXPECT_TRUE(banner) << "no banner; stderr: " << process.drain_stderr();
     const std::string prefix = "listening on 127.0.0.1:";
