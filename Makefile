@@ -1,13 +1,14 @@
 # The commands a Spindle developer (and CI) runs. Each first runs scripts/bootstrap, which installs what
 # is missing from Debian's packages.
-#   make run    build and start the example HTTP server (examples/hello)
+#   make run    build and start the users service (examples/users) on http://127.0.0.1:8080 with SQLite
 #   make test   release build (GCC 12) + every test
 #   make check  ASan+UBSan and TSan builds (clang-19) running the tests, minus those labelled slow, and
 #               the GCC build's tests under valgrind
 #   make bench  the benchmarks in bench/
 
 LISTEN ?= 127.0.0.1:8080
-WORKERS ?= 1
+DATABASE_URL ?= sqlite://users.db
+WORKERS ?=
 
 .PHONY: all bootstrap build run test check asan tsan valgrind bench clean
 
@@ -21,7 +22,7 @@ build: bootstrap
 	cmake --build --preset release
 
 run: build
-	./build/release/examples/hello --listen $(LISTEN) --workers $(WORKERS)
+	DATABASE_URL=$(DATABASE_URL) ./build/release/examples/users-server --listen $(LISTEN) $(if $(WORKERS),--workers $(WORKERS))
 
 test: build
 	ctest --preset release
