@@ -278,16 +278,6 @@ Task<Response> record_when_answered(Task<Response> pending, Pending request) {
   co_return response;
 }
 
-/// A layer whose wrapper is `wrap(shared inner handler) -> call`, keeping the inner handler's
-/// may_suspend (as in middleware.cpp: the wrapper suspends only if the handler does).
-template <class Wrap>
-Layer keeping_sync(Wrap wrap) {
-  return Layer{[wrap = std::move(wrap)](detail::Handler inner) {
-    const bool may_suspend = inner.may_suspend;
-    return detail::Handler{wrap(std::make_shared<const detail::Handler>(std::move(inner))), may_suspend};
-  }};
-}
-
 }  // namespace
 
 HttpMetrics::HttpMetrics(MetricsOptions options) {
@@ -364,7 +354,7 @@ namespace middleware {
 
 Layer metrics(std::shared_ptr<HttpMetrics> metrics) {
   if (!metrics) throw std::invalid_argument("middleware::metrics: no HttpMetrics given");
-  return keeping_sync([state = metrics->state_](std::shared_ptr<const detail::Handler> rest) {
+  return detail::keeping_sync([state = metrics->state_](std::shared_ptr<const detail::Handler> rest) {
     return [state, rest](Request& request) -> detail::Reply {
       const Clock::time_point start = Clock::now();
       const std::string_view method = method_label(request.method());

@@ -35,16 +35,6 @@ Task<Response> Next::run(Request request) const {
 namespace middleware {
 namespace {
 
-/// A layer whose wrapper is `wrap(shared inner handler) -> call`, keeping the inner handler's
-/// may_suspend (the wrapper suspends only if the handler does).
-template <class Wrap>
-Layer keeping_sync(Wrap wrap) {
-  return Layer{[wrap = std::move(wrap)](detail::Handler inner) {
-    const bool may_suspend = inner.may_suspend;
-    return detail::Handler{wrap(std::make_shared<const detail::Handler>(std::move(inner))), may_suspend};
-  }};
-}
-
 const TaskLocal<RequestId> current_id;
 
 bool is_sane_id(std::string_view id) {
@@ -76,7 +66,7 @@ std::string_view current_request_id() noexcept {
 }
 
 Layer request_id() {
-  return keeping_sync([](std::shared_ptr<const detail::Handler> rest) {
+  return detail::keeping_sync([](std::shared_ptr<const detail::Handler> rest) {
     return [rest](Request& request) -> detail::Reply {
       const std::optional<std::string_view> given = request.header("x-request-id");
       RequestId id{given && is_sane_id(*given) ? std::string{*given} : new_id()};
@@ -158,7 +148,7 @@ Task<Response> log_when_answered(Task<Response> pending, LogEntry entry, std::sh
 
 Layer access_log(AccessLogOptions options) {
   auto sink = std::make_shared<const Sink>(options.sink ? std::move(options.sink) : Sink{write_to_stderr});
-  return keeping_sync([sink](std::shared_ptr<const detail::Handler> rest) {
+  return detail::keeping_sync([sink](std::shared_ptr<const detail::Handler> rest) {
     return [sink, rest](Request& request) -> detail::Reply {
       const RequestId* id = request.extension<RequestId>();
       LogEntry entry{std::string{request.method_name()},   std::string{request.path()},
@@ -193,7 +183,7 @@ Task<Response> within(Task<Response> pending, Duration limit) {
 }  // namespace
 
 Layer timeout(Duration limit) {
-  return keeping_sync([limit](std::shared_ptr<const detail::Handler> rest) {
+  return detail::keeping_sync([limit](std::shared_ptr<const detail::Handler> rest) {
     return [limit, rest](Request& request) -> detail::Reply {
       detail::Reply reply = rest->call(request);
       if (reply.index() == 1)
@@ -277,7 +267,7 @@ struct Cors {
 
 Layer cors(CorsOptions options) {
   auto shared = std::make_shared<const Cors>(std::move(options));
-  return keeping_sync([shared](std::shared_ptr<const detail::Handler> rest) {
+  return detail::keeping_sync([shared](std::shared_ptr<const detail::Handler> rest) {
     return [shared, rest](Request& request) -> detail::Reply {
       const std::optional<std::string_view> origin = request.header("origin");
       if (origin && request.method() == Method::options && request.header("access-control-request-method"))
@@ -367,7 +357,7 @@ struct Compression {
 
 Layer compression(CompressionOptions options) {
   auto shared = std::make_shared<const Compression>(options);
-  return keeping_sync([shared](std::shared_ptr<const detail::Handler> rest) {
+  return detail::keeping_sync([shared](std::shared_ptr<const detail::Handler> rest) {
     return [shared, rest](Request& request) -> detail::Reply {
       std::optional<std::string> accept_encoding;
       if (auto given = request.header("accept-encoding")) accept_encoding.emplace(*given);
@@ -379,7 +369,7 @@ Layer compression(CompressionOptions options) {
 }
 
 Layer body_limit(std::uint64_t max_bytes) {
-  return keeping_sync([max_bytes](std::shared_ptr<const detail::Handler> rest) {
+  return detail::keeping_sync([max_bytes](std::shared_ptr<const detail::Handler> rest) {
     return [max_bytes, rest](Request& request) -> detail::Reply {
       if (auto length = request.body().content_length(); length && *length > max_bytes) {
         Response refused = Response::error(Status::payload_too_large,
@@ -412,7 +402,7 @@ class Permit {
 Layer concurrency_limit(std::size_t max_in_flight, std::chrono::seconds retry_after) {
   if (max_in_flight == 0) throw std::invalid_argument("concurrency_limit: the limit must be at least 1");
   auto in_flight = std::make_shared<std::atomic<std::size_t>>(0);
-  return keeping_sync([in_flight, max_in_flight, retry_after](std::shared_ptr<const detail::Handler> rest) {
+  return detail::keeping_sync([in_flight, max_in_flight, retry_after](std::shared_ptr<const detail::Handler> rest) {
     return [in_flight, max_in_flight, retry_after, rest](Request& request) -> detail::Reply {
       if (in_flight->fetch_add(1, std::memory_order_relaxed) >= max_in_flight) {
         in_flight->fetch_sub(1, std::memory_order_relaxed);
@@ -453,7 +443,7 @@ Layer catch_panic(std::function<Response(std::string_view what)> render) {
   if (!render)
     render = [](std::string_view) { return Response::error(Status::internal_server_error, "internal server error"); };
   auto shared = std::make_shared<const Render>(std::move(render));
-  return keeping_sync([shared](std::shared_ptr<const detail::Handler> rest) {
+  return detail::keeping_sync([shared](std::shared_ptr<const detail::Handler> rest) {
     return [shared, rest](Request& request) -> detail::Reply {
       try {
         detail::Reply reply = rest->call(request);

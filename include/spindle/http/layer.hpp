@@ -92,5 +92,15 @@ Reply map_reply(Reply reply, F change) {
   return Reply{std::in_place_index<1>, map_later(std::move(std::get<1>(reply)), std::move(change))};
 }
 
+/// A layer whose wrapper is `wrap(shared inner handler) -> call`, keeping the inner handler's
+/// may_suspend: the wrapper suspends only if the handler does.
+template <class Wrap>
+Layer keeping_sync(Wrap wrap) {
+  return Layer{[wrap = std::move(wrap)](Handler inner) {
+    const bool may_suspend = inner.may_suspend;
+    return Handler{wrap(std::make_shared<const Handler>(std::move(inner))), may_suspend};
+  }};
+}
+
 }  // namespace detail
 }  // namespace spindle::http
