@@ -63,22 +63,7 @@ Router<> chat_routes(ws::Broadcast& room, const ChatArgs& chat) {
   config.ping_interval = std::chrono::seconds(chat.ping_interval);
   Router<> router;
   router.route("/", get([] { return Html{std::string{kPage}}; }));
-  router.route("/events", get([&room] {
-                 auto [events, sse] = Sse::channel();
-                 // Each message of the room as an event's data, until the client leaves.
-                 spawn([](broadcast::Receiver<ws::PreparedMessage> messages, SseSender out) -> Task<void> {
-                   for (;;) {
-                     auto next = co_await messages.recv();
-                     if (!next && next.error().kind == broadcast::RecvError::Kind::closed) co_return;
-                     if (!next) continue;  // lagged: the feed goes on from the oldest message kept
-                     auto sending = out.send_data(next->data());
-                     const bool sent = co_await std::move(sending);
-                     if (!sent) co_return;
-                   }
-                 }(room.subscribe(), std::move(events)))
-                     .detach();
-                 return sse.keep_alive(std::chrono::seconds(15));
-               }));
+  router.route("/events", get([&room] { return room.event_stream(); }));
   router.route("/ws", get([&room, config](ws::WebSocketUpgrade upgrade) {
                  return upgrade.config(config).on_upgrade([&room](ws::WebSocket socket) -> Task<void> {
                    socket.join(room);  // the room's messages go out on this socket while it receives

@@ -140,21 +140,7 @@ Response metrics(State<App> app) {
   return response;
 }
 
-Sse event_stream(State<App> app) {
-  auto [events, sse] = Sse::channel();
-  spawn([](broadcast::Receiver<ws::PreparedMessage> changes, SseSender out) -> Task<void> {
-    for (;;) {
-      auto next = co_await changes.recv();
-      if (!next && next.error().kind == broadcast::RecvError::Kind::closed) co_return;
-      if (!next) continue;  // lagged: the feed goes on from the oldest change kept
-      auto sending = out.send_data(next->data());
-      const bool sent = co_await std::move(sending);
-      if (!sent) co_return;
-    }
-  }(app->events->feed().subscribe(), std::move(events)))
-      .detach();
-  return sse.keep_alive(15s);
-}
+Sse event_stream(State<App> app) { return app->events->feed().event_stream(15s); }
 
 Response event_socket(State<App> app, ws::WebSocketUpgrade upgrade) {
   ws::Config config;

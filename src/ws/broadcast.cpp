@@ -1,6 +1,8 @@
-// Broadcast::forward: a room's messages to one socket (broadcast.hpp).
+// Broadcast::forward: a room's messages to one socket; Broadcast::event_stream: to one SSE client.
 
 #include "spindle/ws/broadcast.hpp"
+
+#include "spindle/runtime/spawn.hpp"
 
 namespace spindle::ws {
 
@@ -18,6 +20,30 @@ Task<void> Broadcast::forward(broadcast::Receiver<PreparedMessage> messages, Sen
     Result<void, Error> sent = co_await std::move(sending);
     if (!sent) co_return;
   }
+}
+
+namespace {
+
+Task<void> feed_events(broadcast::Receiver<PreparedMessage> messages, http::SseSender events) {
+  for (;;) {
+    Result<PreparedMessage, broadcast::RecvError> next = co_await messages.recv();
+    if (!next) {
+      if (next.error().kind == broadcast::RecvError::Kind::closed) co_return;
+      continue;  // lagged: on from the oldest message kept
+    }
+    if (next->kind() != MessageKind::text) continue;
+    auto sending = events.send_data(next->data());
+    const bool sent = co_await std::move(sending);
+    if (!sent) co_return;  // the client left
+  }
+}
+
+}  // namespace
+
+http::Sse Broadcast::event_stream(std::chrono::nanoseconds keep_alive) const {
+  auto [events, sse] = http::Sse::channel();
+  spawn(feed_events(subscribe(), std::move(events))).detach();
+  return sse.keep_alive(keep_alive);
 }
 
 }  // namespace spindle::ws

@@ -6,8 +6,10 @@
 // holds up the others or grows memory: a socket that joined falls behind when its send queue is full; a
 // forward_to task, when its sends wait (SlowConsumer::wait) while the room moves on.
 
+#include <chrono>
 #include <cstddef>
 
+#include "spindle/http/sse.hpp"
 #include "spindle/runtime/task.hpp"
 #include "spindle/sync/broadcast.hpp"
 #include "spindle/ws/websocket.hpp"
@@ -43,6 +45,13 @@ class Broadcast {
 
   /// The messages sent from now on, for a consumer of one's own (an SSE feed, say).
   broadcast::Receiver<PreparedMessage> subscribe() const { return sender_.subscribe(); }
+
+  /// The room as server-sent events: each text message from now on is one event's data, until the client
+  /// leaves (binary messages are skipped; a stream that lags goes on from the oldest message kept). A
+  /// comment goes out after `keep_alive` without a message, so proxies keep the stream open.
+  ///
+  ///   router.route("/events", get([&room] { return room.event_stream(); }));
+  http::Sse event_stream(std::chrono::nanoseconds keep_alive = std::chrono::seconds(15)) const;
 
   /// A task that sends every message from now on to `socket`, until its socket fails or closes. The
   /// subscription starts at the call, not when the task first runs: nothing sent in between is missed.
