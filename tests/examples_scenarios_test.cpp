@@ -23,19 +23,9 @@ struct Example : spindle_test::ExampleServer {
   ~Example() {
     if (!stopped) stop();
   }
-  /// SIGTERM, then the exit status must be 0; what the process wrote on stderr.
-  std::string stop() {
-    stopped = true;
-    process.signal(SIGTERM);
-    const auto status = process.wait(10s);
-    std::string errors = process.drain_stderr();
-    EXPECT_EQ(status, 0) << errors;
-    return errors;
-  }
   std::optional<spindle_test::RawResponse> send(const std::string& request) {
     return spindle_test::exchange(port, request);
   }
-  bool stopped = false;
 };
 
 std::string get(const std::string& target, const std::string& headers = "") {

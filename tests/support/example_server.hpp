@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <csignal>
 #include <string>
 #include <vector>
 
@@ -27,8 +28,19 @@ struct ExampleServer {
     if (banner && banner->rfind(prefix, 0) == 0) port = std::stoi(banner->substr(prefix.size()));
     EXPECT_GT(port, 0) << "banner: " << banner.value_or("");
   }
+  /// SIGTERM; the exit status must be 0. Returns what the process wrote on stderr.
+  std::string stop() {
+    stopped = true;
+    process.signal(SIGTERM);
+    const auto status = process.wait(std::chrono::seconds(15));
+    std::string errors = process.drain_stderr();
+    EXPECT_EQ(status, 0) << errors;
+    return errors;
+  }
+
   ChildProcess process;
   int port = -1;
+  bool stopped = false;  ///< stop() was called (or the test reaped the process itself)
 };
 
 }  // namespace spindle_test

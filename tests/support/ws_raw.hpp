@@ -2,6 +2,8 @@
 // A blocking WebSocket peer written by hand on a raw socket, for the tests that must send what no correct
 // client would (unmasked frames, bad UTF-8, oversize messages) or read exactly what the server wrote.
 
+#include <gtest/gtest.h>
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -104,5 +106,21 @@ class RawWebSocket {
   RawConnection connection_;
   std::string buffer_;
 };
+
+/// Pings and waits for the Pong. Only a server task that receives answers a Ping, so once this returns the
+/// socket's task is running: a socket that joins a room before its first recv() has joined it. (The 101
+/// alone says nothing: the task starts after it is written.)
+inline void await_receiving(RawWebSocket& socket) {
+  socket.send_frame(spindle::ws::Opcode::ping, "receiving?");
+  for (;;) {
+    const std::optional<RawFrame> frame = socket.read_frame();
+    ASSERT_TRUE(frame) << "no Pong within the receive timeout";
+    ASSERT_NE(frame->opcode, spindle::ws::Opcode::close) << frame->payload;
+    if (frame->opcode == spindle::ws::Opcode::pong) {
+      EXPECT_EQ(frame->payload, "receiving?");
+      return;
+    }
+  }
+}
 
 }  // namespace spindle_test
