@@ -47,8 +47,10 @@ class Broadcast {
   broadcast::Receiver<PreparedMessage> subscribe() const { return sender_.subscribe(); }
 
   /// The room as server-sent events: each text message from now on is one event's data, until the client
-  /// leaves (binary messages are skipped; a stream that lags goes on from the oldest message kept). A
-  /// comment goes out after `keep_alive` without a message, so proxies keep the stream open.
+  /// leaves (noticed within about `keep_alive` even when the room is quiet). Binary messages are skipped.
+  /// A stream that falls more than the room's capacity behind ends, as a lagging socket is closed: the
+  /// client's EventSource reconnects and can read the state afresh instead of missing changes silently.
+  /// A comment goes out after `keep_alive` without a message, so proxies keep the stream open.
   ///
   ///   router.route("/events", get([&room] { return room.event_stream(); }));
   http::Sse event_stream(std::chrono::nanoseconds keep_alive = std::chrono::seconds(15)) const;
