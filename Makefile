@@ -22,7 +22,7 @@ build: bootstrap
 	cmake --build --preset release
 
 run: build
-	DATABASE_URL=$(DATABASE_URL) ./build/release/examples/users-server --listen $(LISTEN) $(if $(WORKERS),--workers $(WORKERS))
+	DATABASE_URL='$(DATABASE_URL)' ./build/release/examples/users-server --listen $(LISTEN) $(if $(WORKERS),--workers $(WORKERS))
 
 test: build
 	ctest --preset release

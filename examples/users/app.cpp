@@ -56,8 +56,6 @@ Task<Result<Created, AppError>> create_user(State<App> app, Json<UserInput> inpu
   auto creating = app->store->create(std::move(*name), std::move(*email));
   Result<User, db::Error> user = co_await std::move(creating);
   if (!user) co_return Err{from_db(user.error())};
-  auto publishing = app->events->publish(Event{"user_created", *user});
-  co_await std::move(publishing);
   HeaderMap headers;
   headers.set("location", "/users/" + std::to_string(user->id));
   co_return Created{Status::created, std::move(headers), Json{std::move(*user)}};
@@ -95,12 +93,12 @@ Task<Result<Json<User>, AppError>> update_user(App& app, std::int64_t id, std::o
     if (!valid) co_return Err{invalid(std::move(valid).error())};
     email = std::move(*valid);
   }
-  auto updating = app.store->update(id, std::move(name), std::move(email));
+  // Nothing to change ({} to PATCH): no write, and no event.
+  Task<Result<std::optional<User>, db::Error>> updating =
+      !name && !email ? app.store->find(id) : app.store->update(id, std::move(name), std::move(email));
   Result<std::optional<User>, db::Error> user = co_await std::move(updating);
   if (!user) co_return Err{from_db(user.error())};
   if (!*user) co_return Err{not_found(id)};
-  auto publishing = app.events->publish(Event{"user_updated", **user});
-  co_await std::move(publishing);
   co_return Json{std::move(**user)};
 }
 
@@ -117,16 +115,17 @@ Task<Result<Status, AppError>> delete_user(State<App> app, Path<std::int64_t> id
   Result<std::optional<User>, db::Error> user = co_await std::move(removing);
   if (!user) co_return Err{from_db(user.error())};
   if (!*user) co_return Err{not_found(*id)};
-  auto publishing = app->events->publish(Event{"user_deleted", **user});
-  co_await std::move(publishing);
   co_return Status::no_content;
 }
 
 Task<Response> readiness(State<App> app) {
+  // timeout()'s awaiter is awaited where it is made (it cannot be moved).
   Result<Result<void, db::Error>, TimedOut> answer = co_await spindle::timeout(2s, app->store->ping());
   if (!answer) co_return Response::error(Status::service_unavailable, "the database did not answer within 2 s");
-  if (!*answer)
-    co_return Response::error(Status::service_unavailable, "the database is unreachable: " + answer->error().message);
+  if (!*answer) {
+    log(LogLevel::warn, "not ready: " + answer->error().to_string());  // the detail is for the operator
+    co_return Response::error(Status::service_unavailable, "the database is unreachable");
+  }
   co_return Response::json(R"({"status":"ready"})");
 }
 

@@ -59,7 +59,8 @@ spindle::Task<spindle::Result<Backend, std::string>> open_sqlite(DatabaseUrl url
   auto opening = spindle::sqlite::Database::open(config);
   spindle::Result<spindle::sqlite::Database, spindle::db::Error> database = co_await std::move(opening);
   if (!database) co_return spindle::Err{"cannot open " + url.display + ": " + database.error().message};
-  Backend backend{std::make_shared<DbUserStore<spindle::sqlite::Database>>(std::move(*database)), local_events()};
+  std::shared_ptr<Events> events = local_events();
+  Backend backend{std::make_shared<DbUserStore<spindle::sqlite::Database>>(std::move(*database), events), events};
   auto migrating = migrated(std::move(backend), url.display);
   spindle::Result<Backend, std::string> ready = co_await std::move(migrating);
   co_return ready;
@@ -73,10 +74,11 @@ spindle::Task<spindle::Result<Backend, std::string>> open_postgres(DatabaseUrl u
   auto connecting = spindle::pg::Pool::connect(config);
   spindle::Result<spindle::pg::Pool, spindle::db::Error> pool = co_await std::move(connecting);
   if (!pool) co_return spindle::Err{"cannot connect to " + url.display + ": " + pool.error().message};
-  auto listening = postgres_events(*pool, "spindle_users_events");
+  auto listening = postgres_events(*pool);
   spindle::Result<std::unique_ptr<Events>, spindle::db::Error> events = co_await std::move(listening);
   if (!events) co_return spindle::Err{"cannot listen for events on " + url.display + ": " + events.error().message};
-  Backend backend{std::make_shared<DbUserStore<spindle::pg::Pool>>(*pool), std::move(*events)};
+  std::shared_ptr<Events> feed = std::move(*events);
+  Backend backend{std::make_shared<DbUserStore<spindle::pg::Pool>>(*pool, feed), feed};
   auto migrating = migrated(std::move(backend), url.display);
   spindle::Result<Backend, std::string> ready = co_await std::move(migrating);
   co_return ready;

@@ -14,17 +14,26 @@ namespace {
   std::exit(2);
 }
 
-/// "postgres://ada:secret@db/app" -> "postgres://ada:***@db/app".
+/// "postgres://ada:secret@db/app?password=x" -> "postgres://ada:***@db/app?password=***".
 std::string without_password(std::string_view url) {
-  const std::size_t scheme_end = url.find("://");
-  if (scheme_end == std::string_view::npos) return std::string{url};
+  std::string shown{url};
+  const std::size_t scheme_end = shown.find("://");
+  if (scheme_end == std::string::npos) return shown;
   const std::size_t authority = scheme_end + 3;
-  const std::size_t at = url.find('@', authority);
-  const std::size_t slash = url.find('/', authority);
-  if (at == std::string_view::npos || (slash != std::string_view::npos && slash < at)) return std::string{url};
-  const std::size_t colon = url.find(':', authority);
-  if (colon == std::string_view::npos || colon > at) return std::string{url};
-  return std::string{url.substr(0, colon + 1)} + "***" + std::string{url.substr(at)};
+  const std::size_t at = shown.find('@', authority);
+  const std::size_t slash = shown.find('/', authority);
+  const std::size_t colon = shown.find(':', authority);
+  if (at != std::string::npos && (slash == std::string::npos || at < slash) && colon != std::string::npos && colon < at)
+    shown.replace(colon + 1, at - colon - 1, "***");
+  // libpq also takes the password as a parameter of the query.
+  for (std::size_t from = shown.find('?'); from != std::string::npos; from = shown.find('&', from + 1)) {
+    constexpr std::string_view kKey = "password=";
+    if (shown.compare(from + 1, kKey.size(), kKey) != 0) continue;
+    const std::size_t value = from + 1 + kKey.size();
+    const std::size_t end = shown.find('&', value);
+    shown.replace(value, (end == std::string::npos ? shown.size() : end) - value, "***");
+  }
+  return shown;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 # Writes OUTPUT, a C++ file defining users::web_assets() with the bytes of every file in WEB_DIR.
 # Run at build time (add_custom_command), so an edit of web/ is picked up by the next build.
-file(GLOB files RELATIVE "${WEB_DIR}" "${WEB_DIR}/*")
+file(GLOB files LIST_DIRECTORIES false RELATIVE "${WEB_DIR}" "${WEB_DIR}/*")
+list(FILTER files EXCLUDE REGEX "^\\.")  # editors' and systems' hidden files
 list(SORT files)
 set(arrays "")
 set(entries "")

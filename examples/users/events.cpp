@@ -1,6 +1,5 @@
 #include "events.hpp"
 
-#include <spindle/json.hpp>
 #include <spindle/runtime/time.hpp>
 
 #include <algorithm>
@@ -16,25 +15,12 @@ using namespace std::chrono_literals;
 
 class LocalEvents final : public Events {
  public:
-  spindle::Task<void> publish(Event event) override {
-    feed_.send(spindle::ws::Message::text(spindle::json::to_string(event)));
-    co_return;
-  }
   spindle::Task<void> run() override { co_return; }
 };
 
 class PostgresEvents final : public Events {
  public:
-  PostgresEvents(spindle::pg::Pool pool, std::string channel) : pool_(std::move(pool)), channel_(std::move(channel)) {}
-
-  spindle::Task<void> publish(Event event) override {
-    // NOTIFY's payload limit is 8,000 bytes; a user (100 code points of name, 254 bytes of email) is
-    // far below it.
-    const std::string payload = spindle::json::to_string(event);
-    auto notifying = pool_.execute("SELECT pg_notify($1, $2)", channel_, payload);
-    spindle::Result<std::uint64_t, spindle::db::Error> sent = co_await std::move(notifying);
-    if (!sent) log(LogLevel::warn, "event " + event.type + " not sent: " + sent.error().to_string());
-  }
+  explicit PostgresEvents(spindle::pg::Pool pool) : pool_(std::move(pool)), channel_(kEventsChannel) {}
 
   /// The first LISTEN, before the server announces itself: a change made by its first request must
   /// already be heard.
@@ -90,9 +76,8 @@ class PostgresEvents final : public Events {
 
 std::unique_ptr<Events> local_events() { return std::make_unique<LocalEvents>(); }
 
-spindle::Task<spindle::Result<std::unique_ptr<Events>, spindle::db::Error>> postgres_events(spindle::pg::Pool pool,
-                                                                                            std::string channel) {
-  auto events = std::make_unique<PostgresEvents>(std::move(pool), std::move(channel));
+spindle::Task<spindle::Result<std::unique_ptr<Events>, spindle::db::Error>> postgres_events(spindle::pg::Pool pool) {
+  auto events = std::make_unique<PostgresEvents>(std::move(pool));
   auto listening = events->listen_first();
   spindle::Result<void, spindle::db::Error> listened = co_await std::move(listening);
   if (!listened) co_return spindle::Err{listened.error()};

@@ -81,7 +81,9 @@ Task<int> run(users::Config config, Runtime& runtime, SignalListener& signals) {
     return server.serve(std::move(l), std::move(stop));
   });
   const int status = co_await std::move(serving);
+  server_slot->store(nullptr, std::memory_order_release);
   events.abort();
+  (void)co_await std::move(events);  // gone before the feed it writes to is destroyed
   users::log(users::LogLevel::info, "stopped");
   co_return status;
 }

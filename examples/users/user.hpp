@@ -47,6 +47,14 @@ struct UserPage {
 };
 BOOST_DESCRIBE_STRUCT(UserPage, (), (users, total, limit, offset))
 
+/// A change, as the event feeds carry it: {"type": "user_created" | "user_updated" | "user_deleted",
+/// "user": {...}}.
+struct Event {
+  std::string type;
+  User user;
+};
+BOOST_DESCRIBE_STRUCT(Event, (), (type, user))
+
 /// What a client sent wrong: the member and why, for a 422.
 struct Invalid {
   std::string field;
@@ -56,11 +64,15 @@ struct Invalid {
 inline constexpr std::size_t kMaxNameCodePoints = 100;
 inline constexpr std::size_t kMaxEmailBytes = 254;  // RFC 5321's limit on a path
 
-/// The name after trimming white space: 1 to 100 Unicode code points, no control characters.
+/// The name after trimming white space (Unicode's, not only ASCII's): 1 to 100 Unicode code points, no
+/// control characters (C0 or C1).
 spindle::Result<std::string, Invalid> valid_name(std::string_view name);
 /// The email after trimming: one '@', a local part of 1 to 64 bytes, a domain of dot-separated labels
-/// with a top-level label of at least two letters; no spaces or control characters. Plausible, not
-/// proven: only a message that arrives proves an address.
+/// whose last is at least two characters and not all digits; no spaces or control characters.
+/// Plausible, not proven: only a message that arrives proves an address.
 spindle::Result<std::string, Invalid> valid_email(std::string_view email);
+/// What makes two emails the same address here: ASCII letters compared without regard to case (the
+/// same rule on both databases, whatever their collation).
+std::string email_key(std::string_view email);
 
 }  // namespace users
