@@ -499,28 +499,33 @@ class UsersServicePostgres : public UsersService<Postgres> {};
 TEST_F(UsersServicePostgres, SigtermLetsARequestWaitingOnTheDatabaseFinish) {
   auto service = start();
   create(*service, "Ada", "ada@example.com");  // the schema exists
+  // Polls a query of psql's until it answers "1" (10 s at most).
+  const auto becomes_one = [&](const std::string& sql) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (server_->psql(sql, database_) == "1") return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  };
   // Another client holds the table; the service's POST waits for it, and SIGTERM arrives meanwhile.
   std::thread locker(
-      [&] { server_->psql("BEGIN; LOCK TABLE users IN EXCLUSIVE MODE; SELECT pg_sleep(1.5); COMMIT;", database_); });
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  bool locked = false;
-  while (!locked && std::chrono::steady_clock::now() < deadline) {
-    locked = server_->psql(
-                 "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-                 "WHERE c.relname = 'users' AND l.mode = 'ExclusiveLock' AND l.granted",
-                 database_) == "1";
-    if (!locked) std::this_thread::sleep_for(20ms);
-  }
-  if (!locked) {
-    locker.join();
-    FAIL() << "the other client never took the lock";
-  }
+      [&] { server_->psql("BEGIN; LOCK TABLE users IN EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;", database_); });
+  const bool locked = becomes_one(
+      "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+      "WHERE c.relname = 'users' AND l.mode = 'ExclusiveLock' AND l.granted");
   RawConnection waiting{service->port};
-  waiting.send(request("POST", "/users", user_body("Grace", "grace@example.com")));
-  std::this_thread::sleep_for(300ms);
-  service->process.signal(SIGTERM);
-  auto answered = waiting.read_response();
+  if (locked) waiting.send(request("POST", "/users", user_body("Grace", "grace@example.com")));
+  // The INSERT is in the handler, waiting for the lock.
+  const bool in_flight =
+      locked && becomes_one(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO users%'");
+  if (in_flight) service->process.signal(SIGTERM);
+  auto answered = in_flight ? waiting.read_response() : std::nullopt;
   locker.join();
+  ASSERT_TRUE(locked) << "the other client never took the lock";
+  ASSERT_TRUE(in_flight) << "the request never waited for the lock";
   ASSERT_TRUE(answered) << "the request in flight was cut";
   EXPECT_EQ(answered->status, 201) << answered->body;
   EXPECT_EQ(answered->header("connection"), "close");
