@@ -123,30 +123,43 @@ Task<void> one_request(const spindle::http::Client& client, const std::string& u
   --recorder.outstanding;
 }
 
-/// Requests due by `elapsed` seconds under a rate ramping linearly from r0 to r1 over `ramp`, then flat.
-double due_by(double elapsed, double r0, double r1, double ramp) {
-  if (ramp <= 0) return r1 * elapsed;
-  if (elapsed <= ramp) return r0 * elapsed + (r1 - r0) * elapsed * elapsed / (2 * ramp);
-  return (r0 + r1) / 2 * ramp + r1 * (elapsed - ramp);
-}
+/// The schedule: a rate ramping linearly from r0 to r1 over `ramp` seconds, then flat at r1.
+struct Schedule {
+  double r0, r1, ramp;
+
+  /// Requests due by `t` seconds.
+  double due_by(double t) const {
+    if (ramp <= 0) return r1 * t;
+    if (t <= ramp) return r0 * t + (r1 - r0) * t * t / (2 * ramp);
+    return (r0 + r1) / 2 * ramp + r1 * (t - ramp);
+  }
+  /// When request number k (from 1) is due: the inverse of due_by.
+  double time_of(double k) const {
+    const double in_ramp = ramp > 0 ? (r0 + r1) / 2 * ramp : 0;
+    if (k > in_ramp) return ramp + (k - in_ramp) / r1;
+    const double a = (r1 - r0) / (2 * ramp);
+    if (std::abs(a) < 1e-12) return k / r0;
+    return (-r0 + std::sqrt(r0 * r0 + 4 * a * k)) / (2 * a);
+  }
+};
 
 Task<void> open_loop(const Options& options, Recorder& recorder) {
   spindle::http::ClientConfig config;
   config.max_idle_per_host = options.max_outstanding;
   config.request_timeout = std::chrono::milliseconds(options.timeout_ms);
   spindle::http::Client client{config};
-  const double r1 = options.rate_end < 0 ? options.rate : options.rate_end;
+  const Schedule schedule{options.rate, options.rate_end < 0 ? options.rate : options.rate_end, options.ramp};
   const double total_seconds = options.ramp + options.hold;
+  const auto total = static_cast<std::size_t>(schedule.due_by(total_seconds));
   const auto start = Clock::now();
   std::size_t scheduled = 0;
   const auto limit = std::chrono::milliseconds(options.timeout_ms);
-  for (;;) {
+  while (scheduled < total) {
     const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-    if (elapsed >= total_seconds) break;
-    const auto due = static_cast<std::size_t>(due_by(elapsed, options.rate, r1, options.ramp));
+    const auto due = std::min(total, static_cast<std::size_t>(schedule.due_by(elapsed)));
     for (; scheduled < due; ++scheduled) {
-      // When this request was due (the schedule, not the loop's lateness, is the reference).
-      const double at = elapsed * static_cast<double>(scheduled + 1) / static_cast<double>(due);
+      // When this request was due: the schedule, not the loop's lateness, is the reference.
+      const double at = std::min(schedule.time_of(static_cast<double>(scheduled + 1)), total_seconds - 1e-9);
       const Clock::time_point when =
           start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(at));
       const long second = static_cast<long>(at);
