@@ -5,12 +5,13 @@
 #   make check  ASan+UBSan and TSan builds (clang-19) running the tests, minus those labelled slow, and
 #               the GCC build's tests under valgrind
 #   make bench  the benchmarks in bench/
+#   make bench-matrix  Spindle against Tomcat and Node.js (docs/benchmarks/matrix.md; -quick: a short run)
 
 LISTEN ?= 127.0.0.1:8080
 DATABASE_URL ?= sqlite://users.db
 WORKERS ?=
 
-.PHONY: all bootstrap build run test check asan tsan valgrind bench clean
+.PHONY: all bootstrap build run test check asan tsan valgrind bench bench-matrix bench-matrix-quick clean
 
 all: build
 
@@ -45,6 +46,15 @@ check: asan tsan valgrind
 bench: build
 	scripts/bootstrap --bench
 	scripts/run-benchmarks
+
+# The comparison matrix against Tomcat and Node.js: docs/benchmarks/matrix.md and its charts.
+bench-matrix: build
+	scripts/bootstrap --bench
+	/usr/bin/python3 bench/matrix/run.py
+
+bench-matrix-quick: build
+	scripts/bootstrap --bench
+	/usr/bin/python3 bench/matrix/run.py --quick --out build/matrix-quick
 
 clean:
 	rm -rf build
