@@ -517,10 +517,9 @@ TEST_F(UsersServicePostgres, SigtermLetsARequestWaitingOnTheDatabaseFinish) {
   RawConnection waiting{service->port};
   if (locked) waiting.send(request("POST", "/users", user_body("Grace", "grace@example.com")));
   // The INSERT is in the handler, waiting for the lock.
-  const bool in_flight =
-      locked && becomes_one(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO users%'");
+  const bool in_flight = locked && becomes_one(
+                                       "SELECT count(*) FROM pg_stat_activity "
+                                       "WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO users%'");
   if (in_flight) service->process.signal(SIGTERM);
   auto answered = in_flight ? waiting.read_response() : std::nullopt;
   locker.join();

@@ -68,9 +68,9 @@ def main():
     w(f"- Machine: {versions['cpu']}, {versions['cores']} cores, Linux {versions['kernel']}; at most 20,000 open "
       "files per process, which caps every concurrency figure below (each in-flight request holds a socket on "
       "both sides).")
-    w("- Each peer runs alone, pinned to core 0 (`taskset -c 0`); the load generator runs on core 1. Throughput "
-      "is measured with wrk (closed loop), everything on `/delay` with `bench/loadgen` (closed loop at fixed "
-      "concurrency, open loop for the spike).")
+    w("- Each peer runs alone, pinned to core 0 (`taskset -c 0`); the load generator runs on core 1. wrk (closed "
+      "loop) measures throughput and the `/delay` runs at fixed concurrency (it is the lighter client, so the "
+      "server saturates first); `bench/loadgen` gives p99.9 at 1,000 and drives the spike open loop.")
     w(f"- Spindle: `examples/hello`, 1 worker thread ({versions['gcc']}). Tomcat: {versions['tomcat']}, embedded, "
       f"Spring Boot's defaults (200 threads, 8,192 connections, backlog 100), the wait `Thread.sleep(50)`; "
       f"{versions['java']}. Node.js {versions['node']}, the `http` module, the wait a timer. {versions['wrk']}.")
@@ -109,12 +109,13 @@ def main():
     row("Requests/s, `/plaintext`", "wrk, 100 connections, median of the runs",
         lambda p: f"{p['throughput']['/plaintext']['rps']:,.0f}")
     row("Requests/s, `/json`", "the same on `/json`", lambda p: f"{p['throughput']['/json']['rps']:,.0f}")
-    row("Requests/s, `/delay`, 1,000", "loadgen closed loop, 1,000 connections (the wait caps it at 20,000)",
+    row("Requests/s, `/delay`, 1,000", "wrk, 1,000 connections (the wait caps it at 20,000)",
         delay_cell(1000, lambda r: f"{r['rps']:,.0f}"))
     row("Memory with 10,000 requests in flight", "RSS, median of samples during the 10,000-connection run",
         delay_cell(10000, lambda r: mib(r["loaded_rss_kb"])))
-    row("Latency p50 / p99 / p99.9, `/delay`, 1,000", "loadgen, from send to answer",
-        delay_cell(1000, lambda r: f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f} / {r['p999_ms']:.1f} ms"))
+    row("Latency p50 / p99 / p99.9, `/delay`, 1,000", "loadgen closed loop, 1,000 connections, from send to answer",
+        lambda p: f"{p['latency_1000']['p50_ms']:.1f} / {p['latency_1000']['p99_ms']:.1f} / "
+                  f"{p['latency_1000']['p999_ms']:.1f} ms")
 
     def spike_cell(peer):
         s = spike_summary(peer)
@@ -216,7 +217,8 @@ def main():
     w("make bench-matrix            # the full run (about 20 minutes); make bench-matrix-quick: under 3")
     w("# what it runs, per peer (the server on core 0):")
     w("taskset -c 1 wrk -t1 -c100 -d8s --latency http://127.0.0.1:PORT/plaintext      # 3 runs, /json too")
-    w("taskset -c 1 build/release/bench/loadgen --url http://127.0.0.1:PORT/delay --connections C --duration 8")
+    w("taskset -c 1 wrk -t1 -cC -d8s --latency --timeout 5s http://127.0.0.1:PORT/delay   # C = 200 ... 18,000")
+    w("taskset -c 1 build/release/bench/loadgen --url http://127.0.0.1:PORT/delay --connections 1000 --duration 8")
     w("taskset -c 1 build/release/bench/loadgen --url http://127.0.0.1:PORT/delay --rate 1000 --rate-end 10000 "
       "--ramp 60 --hold 30 --timeout-ms 2000")
     w("```")

@@ -131,9 +131,12 @@ def proc_status(pid):
 
 def run_wrk(url, connections, seconds):
     """wrk on core 1: requests per second, latency percentiles (ms), errors."""
-    out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
-                          "--timeout", "5s", url], capture_output=True, text=True, preexec_fn=raise_file_limit,
-                         timeout=seconds + 60).stdout
+    return parse_wrk(subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
+                                     "--latency", "--timeout", "5s", url], capture_output=True, text=True,
+                                    preexec_fn=raise_file_limit, timeout=seconds + 60).stdout)
+
+
+def parse_wrk(out):
     result = {"rps": 0.0, "errors": 0, "requests": 0}
     if m := re.search(r"Requests/sec:\s+([\d.]+)", out):
         result["rps"] = float(m.group(1))
@@ -176,17 +179,17 @@ def measure_throughput(peer, runs, seconds, progress):
     return rows
 
 
-def measure_delay(peer, build, concurrency, seconds, progress):
-    """Closed loop on /delay with `concurrency` connections: rps, latency, errors, RSS and threads while
-    loaded, context switches per request. Memory per in-flight request = (loaded RSS - idle RSS) / the
-    requests in flight, which is the connection count (each always has one waiting on the 50 ms). The idle
-    RSS is the process's as started, before the warm-up."""
+def measure_delay(peer, concurrency, seconds, progress):
+    """Closed loop on /delay with `concurrency` connections (wrk: the lighter client, so that the server
+    and not the generator is what saturates): rps, p50/p99, errors, RSS and threads while loaded, context
+    switches per request. Memory per in-flight request = (loaded RSS - RSS as started) / the requests in
+    flight, which is the connection count (each always has one waiting on the 50 ms)."""
     progress.say(peer.name, f"/delay at {concurrency} connections, {seconds} s")
     idle_rss = peer.start_rss_kb
     switches_before = peer.context_switches()
-    load = subprocess.Popen(["taskset", "-c", "1", f"{build}/bench/loadgen", "--url", f"{peer.url}/delay",
-                             "--connections", str(concurrency), "--duration", str(seconds), "--timeout-ms", "5000"],
-                            stdout=subprocess.PIPE, text=True, preexec_fn=raise_file_limit)
+    load = subprocess.Popen(["taskset", "-c", "1", "wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency",
+                             "--timeout", "5s", f"{peer.url}/delay"], stdout=subprocess.PIPE, text=True,
+                            preexec_fn=raise_file_limit)
     samples = []
     threads = 0
     time.sleep(min(3, seconds / 2))
@@ -194,21 +197,23 @@ def measure_delay(peer, build, concurrency, seconds, progress):
         samples.append(peer.rss_kb())
         threads = max(threads, peer.threads())
         time.sleep(0.5)
-    out = load.stdout.read()
+    result = parse_wrk(load.stdout.read())
     switches = peer.context_switches() - switches_before
-    total = {}
-    for line in out.splitlines():
-        fields = line.split()
-        if fields[:1] == ["total"]:
-            total = {fields[i]: float(fields[i + 1]) for i in range(1, len(fields) - 1, 2)}
-    answered = total.get("ok", 0)
-    failed = total.get("errors", 0)
+    answered = max(0, result["requests"] - result["errors"])
     loaded_rss = statistics.median(samples) if samples else idle_rss
-    return {"concurrency": concurrency, "rps": total.get("rps", 0), "ok": answered, "errors": failed,
-            "error_rate": failed / max(1, answered + failed), "p50_ms": total.get("p50_ms", 0),
-            "p99_ms": total.get("p99_ms", 0), "p999_ms": total.get("p999_ms", 0), "idle_rss_kb": idle_rss,
-            "loaded_rss_kb": loaded_rss, "bytes_per_request": (loaded_rss - idle_rss) * 1024 / concurrency,
-            "threads": threads, "switches_per_request": switches / max(1, answered)}
+    return {"concurrency": concurrency, "rps": result["rps"], "ok": answered, "errors": result["errors"],
+            "error_rate": result["errors"] / max(1, result["requests"]), "p50_ms": result.get("p50_ms", 0),
+            "p99_ms": result.get("p99_ms", 0), "idle_rss_kb": idle_rss, "loaded_rss_kb": loaded_rss,
+            "bytes_per_request": (loaded_rss - idle_rss) * 1024 / concurrency, "threads": threads,
+            "switches_per_request": switches / max(1, answered)}
+
+
+def measure_latency(peer, build, concurrency, seconds, progress):
+    """p50/p99/p99.9 on /delay from loadgen (wrk prints no p99.9), closed loop."""
+    progress.say(peer.name, f"/delay latency at {concurrency} connections, {seconds} s")
+    _, total = run_loadgen(build, ["--url", f"{peer.url}/delay", "--connections", str(concurrency), "--duration",
+                                   str(seconds), "--timeout-ms", "5000"], seconds + 60)
+    return total
 
 
 def black_friday(peer, build, ramp, hold, progress):
@@ -294,7 +299,7 @@ def main():
                               "{port}"]),
     }
     chosen = [all_peers[name] for name in args.peers.split(",")]
-    per_peer = 12 + 2 * runs * (throughput_seconds + 1) + len(concurrency) * (delay_seconds + 3) + ramp + hold + 5
+    per_peer = 12 + 2 * runs * (throughput_seconds + 1) + (len(concurrency) + 1) * (delay_seconds + 3) + ramp + hold + 5
     progress = Progress(per_peer * len(chosen))
     results = {}
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -306,7 +311,8 @@ def main():
                 "start_rss_kb": peer.start_rss_kb,
                 "idle_threads": peer.threads(),
                 "throughput": measure_throughput(peer, runs, throughput_seconds, progress),
-                "delay": [measure_delay(peer, args.build, c, delay_seconds, progress) for c in concurrency],
+                "delay": [measure_delay(peer, c, delay_seconds, progress) for c in concurrency],
+                "latency_1000": measure_latency(peer, args.build, 1000, delay_seconds, progress),
                 "black_friday": black_friday(peer, args.build, ramp, hold, progress),
             }
         finally:
