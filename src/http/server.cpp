@@ -8,6 +8,9 @@
 // - Pipelining and corking: serve_burst answers every complete request in the read buffer, appending the
 //   responses to one output buffer, and writes it once, when it needs more input (or before awaiting a
 //   handler that suspends, or past 64 KiB). A client that pipelines 16 requests gets one write.
+// - A handler that waits (a Task) on a request with nothing behind it holds neither the session nor
+//   serve_burst's frame: the head is copied out (DetachedHead), the burst ends, and the small
+//   answer_detached frame awaits the handler, then calls serve_burst again with the response.
 // - Timeouts are coarse and cost no timer per connection: each connection publishes its phase (waiting,
 //   reading a head or a body, writing) and since when, and a sweeper task per serve() checks the registry
 //   a few times per timeout period. It ends an expired wait with shutdown(2) on the socket, which wakes
@@ -640,6 +643,9 @@ class DetachedHead {
   DetachedHead() = default;
   DetachedHead(const DetachedHead&) = delete;
   DetachedHead& operator=(const DetachedHead&) = delete;
+  // The block stays where it is, so the Request that points into it needs no update.
+  DetachedHead(DetachedHead&& other) noexcept
+      : block_(std::exchange(other.block_, nullptr)), bytes_(other.bytes_), text_offset_(other.text_offset_) {}
   ~DetachedHead() {
     if (block_ != nullptr) spindle::detail::deallocate_frame(block_, bytes_);
   }
@@ -841,17 +847,18 @@ Task<bool> finish_answer(ServerState& server, Session& s, TcpStream& stream, Res
 }
 
 /// What takes a connection over after a 101, and the bytes read past the request that asked for it.
+/// Allocated only then: every connection's frame holds a pointer to one, not its 64 bytes.
 struct Takeover {
   std::shared_ptr<Upgrade> upgrade;
   std::string leftover;
   std::shared_ptr<void> anchor;  // what holds the socket once the upgrade has it (UpgradedConnection::anchor)
 };
 
-/// A response with an upgrade: writes the 101 and fills `takeover`, true; or, when the upgrade cannot
+/// A response with an upgrade: writes the 101 and sets `takeover`, true; or, when the upgrade cannot
 /// happen, turns the response into the answer to send instead (an upgrade with another status is just
 /// dropped), false.
 Task<bool> switch_protocols(ServerState& server, Session& s, Response& response, const Exchange& exchange,
-                            bool was_detached, Takeover& takeover) {
+                            bool finished, std::unique_ptr<Takeover>& takeover) {
   if (response.status != Status::switching_protocols) {
     response.upgrade.reset();
     co_return false;
@@ -865,38 +872,107 @@ Task<bool> switch_protocols(ServerState& server, Session& s, Response& response,
     co_return false;
   }
   append_head(s.out, response, Framing::none, 0, true, 1);
-  if (!was_detached) s.finish_request();
+  if (!finished) s.finish_request();
   const bool sent = co_await s.flush(Phase::upgraded);
   if (!sent) co_return true;  // the connection failed: nothing to take over, it closes
-  takeover.leftover.assign(s.unread());
-  takeover.upgrade = std::move(response.upgrade);
+  takeover = std::make_unique<Takeover>(Takeover{std::move(response.upgrade), std::string{s.unread()}, nullptr});
   co_return true;
 }
 
-/// Answers requests while bytes keep coming; true when the connection is drained and idle (the session
-/// can go back to the pool), false when it must close. Before a handler that may wait, a request with no
-/// body left to read and nothing pipelined behind it is detached from the session (DetachedHead), the
-/// session goes back to the pool, and a fresh one is leased for the response: `s` then changes.
-Task<bool> serve_burst(ServerState& server, TcpStream& stream, ConnectionNode& node, SessionLease& lease,
-                       Takeover& takeover) {
+/// How a burst ended.
+enum class BurstEnd {
+  idle,             // the socket is drained: the session can go back to the pool
+  close,            // the connection must close
+  handler_waiting,  // a handler waits, detached: the connection awaits `answering`, the rest of the burst
+};
+
+/// A handler that waits with its request detached from the session. The copied head its Request points
+/// into is declared first, so that it outlives the handler's task.
+struct DetachedHandler {
+  DetachedHead head;
+  Task<Response> task;
+  Exchange exchange;
+};
+
+/// A detached handler's response, for serve_burst to answer first when it goes on with the burst.
+struct HandlerDone {
+  Response& response;
+  const Exchange& exchange;
+};
+
+Task<BurstEnd> serve_burst(ServerState& server, TcpStream& stream, ConnectionNode& node, SessionLease& lease,
+                           std::unique_ptr<Takeover>& takeover, Task<BurstEnd>& answering, HandlerDone* done = nullptr);
+
+/// Waits for a detached handler, then answers it and goes on with the burst. While the handler waits,
+/// this small frame is all the connection holds besides its own: serve_burst's frame, several times
+/// larger, is gone. 10,000 requests waiting on a database hold 10,000 of these.
+Task<BurstEnd> answer_detached(ServerState& server, TcpStream& stream, ConnectionNode& node, SessionLease& lease,
+                               std::unique_ptr<Takeover>& takeover, Task<BurstEnd>& answering,
+                               DetachedHandler waiting) {
+  Response response;
+  std::exception_ptr error;
+  co_await HandlerOutcome{waiting.task, response, error};
+  waiting.task = {};  // the handler's frame goes before the head its Request points into
+  if (error) response = handler_failed(waiting.head.text(), describe_exception(error));
+  HandlerDone done{response, waiting.exchange};
+  const BurstEnd end = co_await serve_burst(server, stream, node, lease, takeover, answering, &done);
+  co_return end;
+}
+
+/// Answers requests while bytes keep coming. Before a handler that may wait, a request with no body left
+/// to read and nothing pipelined behind it is detached from the session (DetachedHead), the session goes
+/// back to the pool, and the burst ends with `answering` set to answer_detached, which waits for the
+/// handler and then calls serve_burst again with its response (`done`), on a fresh session.
+Task<BurstEnd> serve_burst(ServerState& server, TcpStream& stream, ConnectionNode& node, SessionLease& lease,
+                           std::unique_ptr<Takeover>& takeover, Task<BurstEnd>& answering, HandlerDone* done) {
   Session* s = &lease.acquire();
   s->prepare(server, stream, node);
   for (;;) {
-    const RequestParser::Status parsed = s->empty() ? RequestParser::Status::incomplete : s->parser.parse(s->unread());
-    if (parsed == RequestParser::Status::complete) {
-      // Answering is written here rather than in a coroutine of its own: this frame lives as long as a
-      // handler waits, and one frame costs less than two. The rare paths (refusals, large and streamed
-      // bodies, the last write before closing) are coroutines of their own, to keep their locals out.
+    Response response;
+    Exchange exchange{};
+    bool finished = false;  // the request's bytes are already dropped from the session
+    if (done != nullptr) {
+      response = std::move(done->response);
+      exchange = done->exchange;
+      finished = true;
+      done = nullptr;
+    } else {
+      const RequestParser::Status parsed =
+          s->empty() ? RequestParser::Status::incomplete : s->parser.parse(s->unread());
+      if (parsed == RequestParser::Status::error) {
+        co_await refuse(*s, stream, static_cast<Status>(s->parser.error().status), s->parser.error().reason);
+        co_return BurstEnd::close;
+      }
+      if (parsed == RequestParser::Status::incomplete) {
+        if (!s->out.empty()) {
+          const bool flushed = co_await s->flush(Phase::head);
+          if (!flushed) co_return BurstEnd::close;
+        }
+        if (!s->empty()) {
+          const Next next = co_await read_rest_of_head(server, stream, node, *s);
+          if (next == Next::close) co_return BurstEnd::close;
+          continue;
+        }
+        // Between requests: take what the socket has without waiting; nothing means idle.
+        s->begin = s->end = 0;
+        IoResult<std::size_t> n = stream.try_read(s->space());
+        if (!n) co_return n.error() == std::errc::resource_unavailable_try_again ? BurstEnd::idle : BurstEnd::close;
+        if (*n == 0) co_return BurstEnd::close;
+        node.enter(Phase::head);
+        s->end += *n;
+        s->grow_if_filled();
+        continue;
+      }
+      // A complete request. Answering is written here rather than in a coroutine of its own, which would
+      // be one more frame; the rare paths (refusals, large and streamed bodies, the last write before
+      // closing) are coroutines of their own, to keep their locals out of this frame.
       if (const RequestHead& head = s->parser.head();
           head.framing == BodyFraming::content_length && head.content_length > server.config.max_body) {
         co_await refuse_too_large(*s, stream, server.config.max_body);
-        co_return false;
+        co_return BurstEnd::close;
       }
-      const Exchange exchange = begin_exchange(*s, stream.native_handle());
+      exchange = begin_exchange(*s, stream.native_handle());
       node.enter(Phase::handler);
-
-      Response response;
-      DetachedHead detached;
       const Handler* handler = nullptr;
       try {
         handler = &server.router.route(s->request, s->params);
@@ -908,74 +984,52 @@ Task<bool> serve_burst(ServerState& server, TcpStream& stream, ConnectionNode& n
         // The handler may wait: what is corked goes out first, so earlier answers are not held back.
         if (!s->out.empty()) {
           const bool flushed = co_await s->flush(Phase::handler);
-          if (!flushed) co_return false;
-        }
-        const bool detach = s->body_done() && s->begin + exchange.head_size == s->end;
-        if (detach) {
-          detached.take(s->request, s->unread().substr(0, exchange.head_size), s->parser.head().fields, s->params);
-          s->finish_request();
+          if (!flushed) co_return BurstEnd::close;
         }
         std::exception_ptr error;
-        Task<Response> started = start_handler(*handler, s->request, error);
-        if (detach) {
-          lease.reset();
-          s = nullptr;
+        if (s->body_done() && s->begin + exchange.head_size == s->end) {
+          DetachedHandler waiting{{}, {}, exchange};
+          waiting.head.take(s->request, s->unread().substr(0, exchange.head_size), s->parser.head().fields, s->params);
+          s->finish_request();
+          finished = true;
+          waiting.task = start_handler(*handler, s->request, error);
+          if (waiting.task.valid()) {
+            lease.reset();
+            answering = answer_detached(server, stream, node, lease, takeover, answering, std::move(waiting));
+            co_return BurstEnd::handler_waiting;
+          }
+          response = handler_failed(waiting.head.text(), describe_exception(error));
+        } else {
+          Task<Response> started = start_handler(*handler, s->request, error);
+          if (started.valid()) co_await HandlerOutcome{started, response, error};
+          if (error) response = handler_failed(s->unread(), describe_exception(error));
         }
-        if (started.valid()) co_await HandlerOutcome{started, response, error};
-        if (error) response = handler_failed(s != nullptr ? s->unread() : detached.text(), describe_exception(error));
       }
-      const bool was_detached = s == nullptr;
-      if (was_detached) {
-        s = &lease.acquire();
-        s->prepare(server, stream, node);
-      }
+    }
 
-      bool keep_alive =
-          exchange.keep_alive_asked && !server.draining.load(std::memory_order_relaxed) && !wants_close(response);
-      if (!was_detached && !s->body_done()) {
-        const bool discarded = co_await s->discard_body();
-        if (!discarded) keep_alive = false;
-      }
-      if (s->must_close) keep_alive = false;
-      if (response.upgrade != nullptr) {
-        const bool upgraded = co_await switch_protocols(server, *s, response, exchange, was_detached, takeover);
-        if (upgraded) co_return false;
-      }
-      const Rest rest = queue_response(*s, response, exchange, keep_alive);
-      if (!was_detached) s->finish_request();
-      bool stays_open = true;
-      if (rest != Rest::none || !keep_alive) {
-        stays_open = co_await finish_answer(server, *s, stream, response, rest, exchange.version_minor, keep_alive);
-      }
-      if (!stays_open) co_return false;
-      if (s->out.size() >= kCorkLimit) {
-        const bool flushed = co_await s->flush(Phase::head);
-        if (!flushed) co_return false;
-      }
-      if (!s->empty()) node.enter(Phase::head);
-      continue;
+    bool keep_alive =
+        exchange.keep_alive_asked && !server.draining.load(std::memory_order_relaxed) && !wants_close(response);
+    if (!finished && !s->body_done()) {
+      const bool discarded = co_await s->discard_body();
+      if (!discarded) keep_alive = false;
     }
-    if (parsed == RequestParser::Status::error) {
-      co_await refuse(*s, stream, static_cast<Status>(s->parser.error().status), s->parser.error().reason);
-      co_return false;
+    if (s->must_close) keep_alive = false;
+    if (response.upgrade != nullptr) {
+      const bool upgraded = co_await switch_protocols(server, *s, response, exchange, finished, takeover);
+      if (upgraded) co_return BurstEnd::close;
     }
-    if (!s->out.empty()) {
+    const Rest rest = queue_response(*s, response, exchange, keep_alive);
+    if (!finished) s->finish_request();
+    bool stays_open = true;
+    if (rest != Rest::none || !keep_alive) {
+      stays_open = co_await finish_answer(server, *s, stream, response, rest, exchange.version_minor, keep_alive);
+    }
+    if (!stays_open) co_return BurstEnd::close;
+    if (s->out.size() >= kCorkLimit) {
       const bool flushed = co_await s->flush(Phase::head);
-      if (!flushed) co_return false;
+      if (!flushed) co_return BurstEnd::close;
     }
-    if (!s->empty()) {
-      const Next next = co_await read_rest_of_head(server, stream, node, *s);
-      if (next == Next::close) co_return false;
-      continue;
-    }
-    // Between requests: take what the socket has without waiting; nothing means idle.
-    s->begin = s->end = 0;
-    IoResult<std::size_t> n = stream.try_read(s->space());
-    if (!n) co_return n.error() == std::errc::resource_unavailable_try_again;
-    if (*n == 0) co_return false;
-    node.enter(Phase::head);
-    s->end += *n;
-    s->grow_if_filled();
+    if (!s->empty()) node.enter(Phase::head);
   }
 }
 
@@ -984,7 +1038,7 @@ Task<void> run_connection(std::shared_ptr<ServerState> server, TcpStream stream)
   node.task = spindle::detail::current_task();
   // Before the Detach below, so destroyed after it: the socket an upgrade took stays open (anchored
   // here) until the node has left the registry.
-  Takeover takeover;
+  std::unique_ptr<Takeover> takeover;
   if (!server->attach(node)) co_return;
   struct Detach {
     ServerState& server;
@@ -997,24 +1051,30 @@ Task<void> run_connection(std::shared_ptr<ServerState> server, TcpStream stream)
   } detach{*server, node};
 
   SessionLease lease;
+  Task<BurstEnd> answering;  // the rest of a burst whose handler waits detached (serve_burst hands it over)
   Phase waiting = Phase::fresh;
   for (;;) {
     // No buffer while waiting: this is the state 10,000 idle keep-alive connections are in.
     const IoResult<void> readable = co_await stream.readable();
     if (!readable) co_return;
     if (!node.activate(waiting)) co_return;  // the sweeper closed it (timeout or shutdown)
-    const bool idle = co_await serve_burst(*server, stream, node, lease, takeover);
+    BurstEnd end = BurstEnd::close;
+    do {
+      Task<BurstEnd> step =
+          answering.valid() ? std::move(answering) : serve_burst(*server, stream, node, lease, takeover, answering);
+      end = co_await step;
+    } while (end == BurstEnd::handler_waiting);
     lease.reset();
-    if (takeover.upgrade != nullptr) {
+    if (takeover != nullptr) {
       // The connection is the new protocol's. The socket must stay open while the node is registered
       // (the sweeper shuts sockets by descriptor): the upgrade anchors what holds it in `takeover`.
-      Task<void> protocol = takeover.upgrade->run(
-          UpgradedConnection{std::move(stream), std::move(takeover.leftover), &server->draining, &takeover.anchor});
+      Task<void> protocol = takeover->upgrade->run(
+          UpgradedConnection{std::move(stream), std::move(takeover->leftover), &server->draining, &takeover->anchor});
       co_await protocol;
       detach.now();
       co_return;
     }
-    if (!idle || server->draining.load(std::memory_order_acquire)) co_return;
+    if (end != BurstEnd::idle || server->draining.load(std::memory_order_acquire)) co_return;
     waiting = Phase::idle;
     node.enter(Phase::idle);
   }
