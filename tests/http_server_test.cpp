@@ -40,6 +40,9 @@ Router<> test_routes() {
                co_await yield_now();
                throw std::runtime_error("async handler bug");
              }))
+      // Returns a task but throws before making one: no coroutine frame exists to hold the exception.
+      .route("/throw-before-task",
+             get([](Request) -> Task<Response> { throw std::runtime_error("handler bug before its task"); }))
       .route("/stream", get([](Request) -> Task<Response> {
                auto [tx, body] = Body::channel(2);
                spawn([](BodySender sender) -> Task<void> {
@@ -294,13 +297,22 @@ TEST(HttpServer, SendsLargeBodies) {
 TEST(HttpServer, AHandlerThatThrowsGetsA500AndTheConnectionCarriesOn) {
   TestServer server(test_routes());
   RawConnection connection(server.port());
-  for (const char* path : {"/throw", "/throw-async"}) {
+  for (const char* path : {"/throw", "/throw-async", "/throw-before-task"}) {
     connection.send("GET " + std::string{path} + " HTTP/1.1\r\nHost: t\r\n\r\n");
     auto response = connection.read_response();
     ASSERT_TRUE(response);
     EXPECT_EQ(response->status, 500);
     EXPECT_EQ(response->body, R"({"error":"internal server error"})");
     connection.send(kGet);
+    EXPECT_EQ(connection.read_response()->body, "Hello, World!");
+  }
+  // With a request pipelined behind it, a handler that may wait keeps its session (it is not detached):
+  // the same answers on that path.
+  for (const char* path : {"/throw-async", "/throw-before-task", "/delay"}) {
+    connection.send("GET " + std::string{path} + " HTTP/1.1\r\nHost: t\r\n\r\n" + std::string{kGet});
+    auto response = connection.read_response();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->status, std::string_view{path} == "/delay" ? 200 : 500);
     EXPECT_EQ(connection.read_response()->body, "Hello, World!");
   }
 }
