@@ -67,7 +67,8 @@ def main():
     w("")
     w(f"- Machine: {versions['cpu']}, {versions['cores']} cores, Linux {versions['kernel']}; at most 20,000 open "
       "files per process, which caps every concurrency figure below (each in-flight request holds a socket on "
-      "both sides).")
+      "both sides). The sweep stops at 18,000: one wrk process holds that many sockets, so more client processes "
+      "would not raise the cap; the server's own limit would, and only several server processes get past it.")
     w("- Each peer runs alone, pinned to core 0 (`taskset -c 0`); the load generator runs on core 1. wrk (closed "
       "loop) measures throughput and the `/delay` runs at fixed concurrency (it is the lighter client, so the "
       "server saturates first); `bench/loadgen` gives p99.9 at 1,000 and drives the spike open loop.")
