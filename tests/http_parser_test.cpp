@@ -134,6 +134,26 @@ TEST(HttpParser, RefusesMalformedAndAmbiguousRequests) {
   }
 }
 
+// A method byte no method may have is refused at once, before the line ends: a TLS handshake sent to
+// the plain port gets its 400 now, not at the header timeout. A head with a bad method gets the same
+// answer whole or in pieces, and before the size checks.
+TEST(HttpParser, ABadMethodByteIsRefusedBeforeTheLineEnds) {
+  const std::string_view client_hello{"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03", 11};
+  RequestParser parser;
+  EXPECT_EQ(parser.parse(client_hello), RequestParser::Status::error);
+  EXPECT_EQ(parser.error().status, 400);
+  EXPECT_EQ(parser.error().reason, "invalid method");
+
+  RequestParser partial;
+  EXPECT_EQ(partial.parse("GET"), RequestParser::Status::incomplete);  // so far, a method
+  EXPECT_EQ(partial.parse("GET\r"), RequestParser::Status::incomplete);
+
+  const std::string too_long = "G(T /" + std::string(10'000, 'a') + " HTTP/1.1\r\nHost: a\r\n\r\n";
+  RequestParser whole;
+  EXPECT_EQ(whole.parse(too_long), RequestParser::Status::error);
+  EXPECT_EQ(whole.error().status, 400) << "the method is judged before the line's length";
+}
+
 TEST(HttpParser, TooManyFieldsIs431) {
   std::string request = "GET / HTTP/1.1\r\nHost: h\r\n";
   for (int i = 0; i < 100; ++i) request += "X" + std::to_string(i) + ": v\r\n";

@@ -195,6 +195,17 @@ RequestParser::Status RequestParser::fail(int status, std::string_view reason) n
   return Status::error;
 }
 
+namespace {
+// The bytes before the first space (the method, once the line is whole) are token characters (a CR may
+// be the start of the line's end). Checked first, for a whole head and a partial one alike, so that a
+// head refused for its method gets the same answer however its bytes arrive.
+bool method_bytes_valid(std::string_view text) noexcept {
+  for (const char c : text.substr(0, text.find(' ')))
+    if (!is_tchar(static_cast<unsigned char>(c)) && c != '\r') return false;
+  return true;
+}
+}  // namespace
+
 RequestParser::Status RequestParser::parse(std::string_view buffer) {
   // A server should ignore empty lines before a request line (RFC 9112 2.2): a client may send a CRLF
   // after the body of the previous request.
@@ -208,8 +219,10 @@ RequestParser::Status RequestParser::parse(std::string_view buffer) {
     return parse_head(buffer.substr(start, end - start));
   }
   scanned_ = buffer.size();
-  // Incomplete: refuse to wait for a head that is already too large.
+  // Incomplete: refuse to wait for a head that is already too large, or whose method already has a byte
+  // no method may have (a TLS handshake sent to the plain port, say: answer it now, not at the timeout).
   const std::string_view pending = buffer.substr(start);
+  if (!method_bytes_valid(pending)) return fail(400, "invalid method");
   const std::size_t line_end = pending.find("\r\n");
   if (line_end == std::string_view::npos) {
     if (pending.size() > limits_.max_request_line) return fail(414, "request line too long");
@@ -224,6 +237,7 @@ RequestParser::Status RequestParser::parse(std::string_view buffer) {
 RequestParser::Status RequestParser::parse_head(std::string_view head) {
   const std::size_t line_end = head.find("\r\n");
   const std::string_view line = head.substr(0, line_end);
+  if (!method_bytes_valid(line)) return fail(400, "invalid method");
   if (line.size() > limits_.max_request_line) return fail(414, "request line too long");
   // The fields and their CRLFs, without the final empty line.
   if (head.size() - line_end - 2 - 2 > limits_.max_header_bytes) return fail(431, "header fields too large");
