@@ -90,6 +90,14 @@ struct ConnectionNode {
   spindle::detail::TaskHeader* task = nullptr;  // the connection's task, aborted when the grace runs out
 };
 
+namespace {
+/// Whether bytes wait unread on the socket (a peek: they stay for the connection's own read).
+bool has_pending_input(int fd) noexcept {
+  char byte;
+  return ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+}  // namespace
+
 struct ServerState {
   ServerState(const RouterCore& routes, ServerConfig settings) : router(routes), config(settings) {}
 
@@ -161,6 +169,10 @@ struct ServerState {
       const bool waiting = phase == Phase::fresh || phase == Phase::idle;
       const bool expired = now - node->since.load(std::memory_order_relaxed) >= limit_for(phase);
       if (waiting && (drain || expired)) {
+        // A request that has already arrived is not closed under: the connection's task is about to wake
+        // for it, answers it (with Connection: close when draining) and then closes. Closing now would
+        // lose a request that reached the server before the shutdown or the timeout.
+        if (has_pending_input(node->fd)) continue;
         // Only if the connection is still waiting: one that just woke for a request keeps it.
         if (node->phase.compare_exchange_strong(phase, Phase::closing, std::memory_order_acq_rel))
           ::shutdown(node->fd, SHUT_RDWR);
