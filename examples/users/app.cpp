@@ -3,6 +3,7 @@
 #include <spindle/spindle.hpp>
 #include <spindle/ws.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <string_view>
 
@@ -28,6 +29,23 @@ AppError invalid(Invalid why) {
 
 AppError not_found(std::int64_t id) { return AppError{Status::not_found, "no user " + std::to_string(id), ""}; }
 
+/// Logs that the database is unavailable once a second at most: during an outage every request fails
+/// the same way, and a line for each would flood the log (and stall the service on a full stderr pipe).
+void log_unavailable(const db::Error& error) {
+  static std::atomic<std::int64_t> next_line_ns{0};
+  static std::atomic<std::uint64_t> suppressed{0};
+  const std::int64_t now =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  std::int64_t due = next_line_ns.load(std::memory_order_relaxed);
+  if (now < due || !next_line_ns.compare_exchange_strong(due, now + 1'000'000'000, std::memory_order_relaxed)) {
+    suppressed.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  const std::uint64_t skipped = suppressed.exchange(0, std::memory_order_relaxed);
+  log(LogLevel::warn, "database unavailable: " + error.to_string() +
+                          (skipped > 0 ? " (and " + std::to_string(skipped) + " times since the last line)" : ""));
+}
+
 /// A database failure as the client should see it: its own mistake (409), or ours and transient (503,
 /// retry), or ours and not (500, logged with the detail the client does not get).
 AppError from_db(const db::Error& error) {
@@ -38,7 +56,7 @@ AppError from_db(const db::Error& error) {
     case db::Error::Kind::timeout:
     case db::Error::Kind::pool_timeout:
     case db::Error::Kind::busy:
-      log(LogLevel::warn, "database unavailable: " + error.to_string());
+      log_unavailable(error);
       return AppError{Status::service_unavailable, "the database is unavailable; try again later", ""};
     default:
       log(LogLevel::error, "database error: " + error.to_string());
