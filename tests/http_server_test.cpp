@@ -519,6 +519,7 @@ TEST(HttpServer, RefusesMalformedAndSmugglingRequests) {
       {"lowercase version", "GET /plaintext http/1.1\r\nHost: t\r\n\r\n" + smuggled, 400},
       {"unknown expectation", "GET /plaintext HTTP/1.1\r\nHost: t\r\nExpect: magic\r\n\r\n" + smuggled, 417},
   };
+  std::string expected, observed;  // for docs/reliability.md (scripts/reliability)
   for (const Case& c : cases) {
     RawConnection connection(server.port());
     connection.send(c.request);
@@ -526,9 +527,18 @@ TEST(HttpServer, RefusesMalformedAndSmugglingRequests) {
     ASSERT_TRUE(response) << c.what;
     EXPECT_EQ(response->status, c.status) << c.what << ": " << response->body;
     EXPECT_NE(response->body.find("\"error\""), std::string::npos) << c.what;
-    EXPECT_TRUE(connection.closed_by_server()) << c.what;
+    const bool closed = connection.closed_by_server();
+    EXPECT_TRUE(closed) << c.what;
     EXPECT_EQ(connection.pending(), "") << c.what << ": a second response was sent";
+    expected += std::string{c.what} + " " + std::to_string(c.status) + "; ";
+    observed += std::string{c.what} + " " + std::to_string(response->status) +
+                (closed && connection.pending().empty() ? "" : " (not closed, or a second answer)") + "; ";
   }
+  RecordProperty("expected",
+                 "each refused with its status and the connection closed, the request smuggled behind "
+                 "it never answered: " +
+                     expected);
+  RecordProperty("observed", observed);
 }
 
 TEST(HttpServer, ARequestWithoutABodyReadsNothingAfterWaiting) {
