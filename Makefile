@@ -2,8 +2,9 @@
 # is missing from Debian's packages.
 #   make run    build and start the users service (examples/users) on http://127.0.0.1:8080 with SQLite
 #   make test   release build (GCC 12) + every test
-#   make check  ASan+UBSan and TSan builds (clang-19) running the tests, minus those labelled slow, and
-#               the GCC build's tests under valgrind
+#   make check  ASan+UBSan and TSan builds (clang-19) running the tests (the fuzzers 20 s each among
+#               them), minus those labelled slow; the GCC build's tests under valgrind
+#   make fuzz   every fuzzer for FUZZ_SECONDS (300) each
 #   make bench  the benchmarks in bench/
 #   make bench-matrix  Spindle against Tomcat and Node.js (docs/benchmarks/matrix.md; -quick: a short run)
 
@@ -11,7 +12,7 @@ LISTEN ?= 127.0.0.1:8080
 DATABASE_URL ?= sqlite://users.db
 WORKERS ?=
 
-.PHONY: all bootstrap build run test check asan tsan valgrind bench bench-matrix bench-matrix-quick clean
+.PHONY: all bootstrap build run test check asan tsan valgrind fuzz bench bench-matrix bench-matrix-quick clean
 
 all: build
 
@@ -40,6 +41,13 @@ tsan: bootstrap
 
 valgrind: build
 	scripts/valgrind-tests build/release
+
+# Every libFuzzer target for FUZZ_SECONDS each (ctest gives them 20 s in make check).
+FUZZ_SECONDS ?= 300
+fuzz: bootstrap
+	cmake --preset asan
+	cmake --build --preset asan
+	scripts/fuzz $(FUZZ_SECONDS) build/asan
 
 check: asan tsan valgrind
 
