@@ -93,8 +93,7 @@ TEST(Faults, SigtermUnderLoadDeliversEveryResponseTheServerProduced) {
                      " read whole by the clients (" + grouped(before_signal) + " before the signal); " +
                      grouped(unanswered_new.load()) + " sent on new connections the server had not accepted and " +
                      grouped(unanswered_reused.load()) + " on keep-alive connections it was closing, not taken; " +
-                     "WebSocket close " +
-                     std::to_string(close->close_code()) + "; exit 0");
+                     "WebSocket close " + std::to_string(close->close_code()) + "; exit 0");
 }
 
 // A handler that throws answers 500 and one that hangs is cut by its timeout layer (504); requests to the
